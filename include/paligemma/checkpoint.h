@@ -1,0 +1,56 @@
+#pragma once
+// A Hugging Face model directory's weights: `model.safetensors`, or the shards named by
+// `model.safetensors.index.json`. Files are memory-mapped; tensors are views into the
+// mappings, never copies. Names are normalised to one canonical layout (the original
+// PaliGemma one) so the model code does not care which transformers version wrote them:
+//   model.language_model.X   -> language_model.model.X
+//   model.vision_tower.X     -> vision_tower.X
+//   model.multi_modal_projector.X -> multi_modal_projector.X
+//   lm_head.X                -> language_model.lm_head.X
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "paligemma/tensor.h"
+
+namespace pg {
+
+class MappedFile;  // RAII read-only mmap, defined in src/io/mapped_file.h
+
+// Maps a tensor name of either layout to the canonical one.
+std::string canonical_tensor_name(const std::string& stored_name);
+
+class Checkpoint {
+ public:
+  // Throws pg::Error naming the directory/file/tensor when anything is missing, truncated
+  // or inconsistent (header longer than the file, offsets outside the data, size not equal
+  // to numel * dtype size, unknown dtype, duplicate tensor across shards, ...).
+  static Checkpoint open(const std::string& model_dir);
+
+  bool has(const std::string& canonical_name) const;
+  // Throws "checkpoint DIR has no tensor NAME" when absent.
+  const TensorView& get(const std::string& canonical_name) const;
+  // As get(), and also checks the shape: throws "tensor NAME in FILE has shape [a, b] but
+  // config.json implies [c, d]".
+  const TensorView& get(const std::string& canonical_name,
+                        const std::vector<int64_t>& expected_shape) const;
+
+  std::vector<std::string> names() const;  // canonical names, sorted
+  const std::string& file_of(const std::string& canonical_name) const;
+  const std::string& dir() const { return dir_; }
+  size_t total_bytes() const;  // sum of tensor bytes
+  size_t file_count() const { return files_.size(); }
+
+ private:
+  std::string dir_;
+  std::vector<std::shared_ptr<MappedFile>> files_;
+  std::vector<std::string> file_paths_;
+  struct Entry {
+    TensorView view;
+    size_t file_index;
+  };
+  std::unordered_map<std::string, Entry> tensors_;
+};
+
+}  // namespace pg

@@ -1,0 +1,25 @@
+#pragma once
+// NumPy .npy files: written by `paligemma run --dump` so anyone can diff against
+// transformers, and read by the tests to load golden data made by tools/golden.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pg {
+
+struct NpyArray {
+  std::vector<int64_t> shape;
+  std::string dtype;             // numpy descr without byte order: "f4", "i8", "u1", ...
+  std::vector<uint8_t> bytes;    // little-endian, C order
+
+  int64_t numel() const;
+  std::vector<float> as_f32() const;    // f4, f8, f2, integer types converted
+  std::vector<int64_t> as_i64() const;  // integer types (and bool) converted
+};
+
+NpyArray read_npy(const std::string& path);
+void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape);
+void write_npy(const std::string& path, const int64_t* data, const std::vector<int64_t>& shape);
+void write_npy(const std::string& path, const uint8_t* data, const std::vector<int64_t>& shape);
+
+}  // namespace pg
