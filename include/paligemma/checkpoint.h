@@ -7,6 +7,7 @@
 //   model.vision_tower.X     -> vision_tower.X
 //   model.multi_modal_projector.X -> multi_modal_projector.X
 //   lm_head.X                -> language_model.lm_head.X
+//   vision_tower.X (X not under vision_model.) -> vision_tower.vision_model.X  (transformers 5.x)
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -38,6 +39,8 @@ class Checkpoint {
 
   std::vector<std::string> names() const;  // canonical names, sorted
   const std::string& file_of(const std::string& canonical_name) const;
+  // The name as the file spells it (e.g. "model.language_model.norm.weight").
+  const std::string& stored_name_of(const std::string& canonical_name) const;
   const std::string& dir() const { return dir_; }
   size_t total_bytes() const;  // sum of tensor bytes
   size_t file_count() const { return files_.size(); }
@@ -47,8 +50,9 @@ class Checkpoint {
   std::vector<std::shared_ptr<MappedFile>> files_;
   std::vector<std::string> file_paths_;
   struct Entry {
-    TensorView view;
+    TensorView view;  // view.name is the canonical name
     size_t file_index;
+    std::string stored_name;
   };
   std::unordered_map<std::string, Entry> tensors_;
 };

@@ -32,6 +32,7 @@ struct TensorView {
 float bf16_to_f32(uint16_t bits);
 uint16_t f32_to_bf16(float value);  // round to nearest even, as torch
 float f16_to_f32(uint16_t bits);
+uint16_t f32_to_f16(float value);  // round to nearest even, overflow to inf, NaN stays NaN
 
 // Converts `count` elements of `src` (stored as `dtype`) starting at element `offset`
 // into f32.

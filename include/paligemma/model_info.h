@@ -1,0 +1,32 @@
+#pragma once
+// What `paligemma info` reports: parameter counts per part, stored dtypes, and the memory a
+// request will need (mapped weights + KV cache + peak activations), computed from the config.
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "paligemma/model.h"
+
+namespace pg {
+
+struct ParameterCounts {
+  int64_t vision = 0, projector = 0, language = 0, other = 0;
+  int64_t total() const { return vision + projector + language + other; }
+  std::map<std::string, int64_t> by_dtype;  // "BF16" -> parameters stored as bf16
+  int64_t weight_bytes = 0;
+};
+
+ParameterCounts count_parameters(const Checkpoint& checkpoint);
+
+struct MemoryEstimate {
+  int64_t weight_bytes = 0;      // memory-mapped files (shared with the page cache)
+  int64_t kv_cache_bytes = 0;    // f32 keys and values for every position of the request
+  int64_t activation_bytes = 0;  // peak of the vision tower and the prefill
+  int64_t total() const { return weight_bytes + kv_cache_bytes + activation_bytes; }
+};
+
+// For one request: `images` images, `text_tokens` prompt text tokens, `new_tokens` generated.
+MemoryEstimate estimate_memory(const ModelConfig& config, int64_t weight_bytes, int images, int text_tokens,
+                               int new_tokens);
+
+}  // namespace pg

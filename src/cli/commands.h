@@ -1,0 +1,14 @@
+#pragma once
+// Subcommands of the `paligemma` tool. Each registers its options on the CLI11 app and
+// returns the function that runs it.
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace pg::cli {
+
+using Runner = std::function<int()>;
+
+Runner add_run_command(CLI::App& app);
+Runner add_info_command(CLI::App& app);
+
+}  // namespace pg::cli

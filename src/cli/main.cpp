@@ -1,0 +1,34 @@
+// paligemma: command-line front end of the library. Errors are reported as one line on
+// stderr ("error: ...") with a non-zero exit code; nothing aborts.
+#include <iostream>
+#include <new>
+
+#include "cli/commands.h"
+#include "paligemma/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"paligemma.cpp: PaliGemma and PaliGemma 2 inference in C++"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("paligemma.cpp 0.1.0"));
+  pg::cli::Runner run = pg::cli::add_run_command(app);
+  pg::cli::Runner info = pg::cli::add_info_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (app.got_subcommand("run")) return run();
+    if (app.got_subcommand("info")) return info();
+  } catch (const pg::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "error: out of memory\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 1;
+}

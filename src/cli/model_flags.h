@@ -1,0 +1,24 @@
+#pragma once
+// Options shared by every subcommand that loads a model.
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "paligemma/model.h"
+
+namespace pg::cli {
+
+struct ModelFlags {
+  std::string dir;
+  std::string sliding_window = "off";
+  std::string final_softcap = "on";
+  int threads = 0;
+  bool quiet = false;
+};
+
+void add_model_flags(CLI::App& cmd, ModelFlags& flags);
+ModelOptions model_options(const ModelFlags& flags);
+// Loads the model, reporting what it does on stderr unless --quiet.
+std::unique_ptr<Model> load_model_with_progress(const ModelFlags& flags);
+
+}  // namespace pg::cli

@@ -1,0 +1,17 @@
+#pragma once
+// Linear layers: y[M,N] = x[M,K] * W[N,K]^T (+ bias[N]), W in PyTorch's Linear layout and
+// in its stored dtype. This is the one place the hot loop lives, so faster paths (AMX, int8,
+// 4-bit) replace the body of matmul() without touching the model code.
+#include "paligemma/tensor.h"
+
+namespace pg::kernels {
+
+// `weight` is [N, K] (any supported dtype); `bias` is empty or [N]. `x` and `y` are f32,
+// row-major, x with row stride K and y with row stride N.
+void matmul(const float* x, int M, const TensorView& weight, const TensorView* bias, float* y);
+
+// Same, but only rows [row_begin, row_end) of W are used (y has row stride row_end-row_begin).
+// Used for the tied output layer when only part of the vocabulary is wanted.
+void matmul_rows(const float* x, int M, const TensorView& weight, int64_t row_begin, int64_t row_end, float* y);
+
+}  // namespace pg::kernels

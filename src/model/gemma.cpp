@@ -1,0 +1,198 @@
+// The Gemma / Gemma 2 decoder over a KV cache (transformers GemmaModel / Gemma2Model as
+// PaliGemma drives them). Several sequences run together: their rows are stacked for every
+// matmul and split again only for attention.
+//
+// Per token: text ids -> embedding * sqrt(hidden) (rounded to f32, as transformers'
+// scaled embedding); image ids -> the projected image features, unscaled.
+// Positions are 1-based (transformers' PaliGemma: position = index + 1).
+// Gemma 1 block: x += attn(norm(x)); x += mlp(norm(x)).
+// Gemma 2 block: x += post_attn_norm(attn(norm(x))); x += post_ffw_norm(mlp(pre_ffw_norm(x))).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "model/weights.h"
+#include "paligemma/error.h"
+
+namespace pg {
+namespace {
+
+// cos/sin of the rotary angles for one position (GemmaRotaryEmbedding, default rope):
+// inv_freq = 1 / theta^(2i / dim) in f32, angle = position * inv_freq in f32.
+void rope_tables(int position, int head_dim, float theta, float* cos_half, float* sin_half) {
+  const int half = head_dim / 2;
+  for (int i = 0; i < half; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(head_dim);
+    const float inv_freq = 1.0f / std::pow(theta, exponent);
+    const float angle = static_cast<float>(position) * inv_freq;
+    cos_half[i] = std::cos(angle);
+    sin_half[i] = std::sin(angle);
+  }
+}
+
+}  // namespace
+
+KVCache Model::new_cache(int capacity, int prefix_len) const {
+  const TextConfig& tc = config_.text;
+  KVCache cache;
+  cache.capacity = capacity;
+  cache.prefix_len = prefix_len;
+  const size_t per_layer = static_cast<size_t>(tc.num_kv_heads) * capacity * tc.head_dim;
+  cache.k.assign(tc.num_layers, std::vector<float>(per_layer));
+  cache.v.assign(tc.num_layers, std::vector<float>(per_layer));
+  return cache;
+}
+
+void Model::decode(std::vector<DecoderStep>& steps) const {
+  const TextConfig& tc = config_.text;
+  const Weights& w = *weights_;
+  const int H = tc.hidden_size, I = tc.intermediate_size, D = tc.head_dim, V = tc.vocab_size;
+  const int q_dim = tc.num_heads * D, kv_dim = tc.num_kv_heads * D;
+
+  // Row offsets of each step in the stacked activations.
+  std::vector<int> row0(steps.size() + 1, 0);
+  for (size_t s = 0; s < steps.size(); ++s) {
+    const DecoderStep& st = steps[s];
+    if (!st.cache || st.count <= 0) throw Error("decoder step " + std::to_string(s) + " has no tokens");
+    if (st.cache->length + st.count > st.cache->capacity)
+      throw Error("KV cache overflow: " + std::to_string(st.cache->length + st.count) + " positions, capacity " +
+                  std::to_string(st.cache->capacity));
+    row0[s + 1] = row0[s] + st.count;
+  }
+  const int R = row0.back();
+
+  // Embeddings.
+  std::vector<float> x(static_cast<size_t>(R) * H);
+  const float normalizer = static_cast<float>(std::sqrt(static_cast<double>(H)));
+  for (size_t s = 0; s < steps.size(); ++s) {
+    const DecoderStep& st = steps[s];
+    int image_row = 0;
+    for (int t = 0; t < st.count; ++t) {
+      const int id = st.ids[t];
+      float* row = x.data() + static_cast<int64_t>(row0[s] + t) * H;
+      // Image positions of a prompt take the image features. A generated <image> id (a random
+      // model may emit one) has no features and is embedded like text, as transformers does.
+      if (id == config_.image_token_index && st.image_features) {
+        std::copy_n(st.image_features + static_cast<int64_t>(image_row++) * H, H, row);
+        continue;
+      }
+      if (id < 0 || id >= V) throw Error("token id " + std::to_string(id) + " is outside the vocabulary of " +
+                                         std::to_string(V));
+      convert_to_f32(w.embed.dtype, w.embed.data, static_cast<size_t>(id) * H, H, row);
+      for (int i = 0; i < H; ++i) row[i] *= normalizer;
+    }
+  }
+
+  // Rotary tables per row.
+  std::vector<float> cos_t(static_cast<size_t>(R) * (D / 2)), sin_t(cos_t.size());
+  for (size_t s = 0; s < steps.size(); ++s)
+    for (int t = 0; t < steps[s].count; ++t) {
+      const int r = row0[s] + t;
+      rope_tables(steps[s].cache->length + t + 1, D, tc.rope_theta, cos_t.data() + r * (D / 2),
+                  sin_t.data() + r * (D / 2));
+    }
+
+  kernels::AttentionShape shape;
+  shape.num_heads = tc.num_heads;
+  shape.num_kv_heads = tc.num_kv_heads;
+  shape.head_dim = D;
+  shape.scale = tc.query_scale();
+  shape.softcap = tc.arch == TextArch::Gemma2 ? tc.attn_logit_softcap : 0.0f;
+
+  const bool gemma2 = tc.arch == TextArch::Gemma2;
+  std::vector<float> h(x.size()), q(static_cast<size_t>(R) * q_dim), k(static_cast<size_t>(R) * kv_dim),
+      v(k.size()), attn(q.size()), o(x.size()), gate(static_cast<size_t>(R) * I), up(gate.size());
+  for (int l = 0; l < tc.num_layers; ++l) {
+    const TextLayer& L = w.text[l];
+    kernels::rms_norm(x.data(), h.data(), R, H, L.input_norm.data(), tc.rms_norm_eps);
+    kernels::matmul(h.data(), R, L.q.weight, nullptr, q.data());
+    kernels::matmul(h.data(), R, L.k.weight, nullptr, k.data());
+    kernels::matmul(h.data(), R, L.v.weight, nullptr, v.data());
+    for (int r = 0; r < R; ++r) {
+      kernels::rope(q.data() + static_cast<int64_t>(r) * q_dim, tc.num_heads, D, cos_t.data() + r * (D / 2),
+                    sin_t.data() + r * (D / 2));
+      kernels::rope(k.data() + static_cast<int64_t>(r) * kv_dim, tc.num_kv_heads, D, cos_t.data() + r * (D / 2),
+                    sin_t.data() + r * (D / 2));
+    }
+    kernels::AttentionMask mask;
+    mask.causal = true;
+    mask.window = (options_.sliding_window == SlidingWindowMode::Transformers && tc.layer_is_sliding[l])
+                      ? tc.sliding_window : 0;
+    for (size_t s = 0; s < steps.size(); ++s) {
+      KVCache& cache = *steps[s].cache;
+      float* kc = cache.k[l].data();
+      float* vc = cache.v[l].data();
+      for (int t = 0; t < steps[s].count; ++t) {
+        const int r = row0[s] + t, p = cache.length + t;
+        for (int g = 0; g < tc.num_kv_heads; ++g) {
+          std::copy_n(k.data() + static_cast<int64_t>(r) * kv_dim + g * D, D,
+                      kc + (static_cast<int64_t>(g) * cache.capacity + p) * D);
+          std::copy_n(v.data() + static_cast<int64_t>(r) * kv_dim + g * D, D,
+                      vc + (static_cast<int64_t>(g) * cache.capacity + p) * D);
+        }
+      }
+      mask.prefix_len = cache.prefix_len;
+      kernels::attention(q.data() + static_cast<int64_t>(row0[s]) * q_dim, steps[s].count, cache.length, kc, vc,
+                         cache.length + steps[s].count, cache.capacity, shape, mask,
+                         attn.data() + static_cast<int64_t>(row0[s]) * q_dim);
+    }
+    kernels::matmul(attn.data(), R, L.o.weight, nullptr, o.data());
+    if (gemma2) {
+      kernels::rms_norm(o.data(), o.data(), R, H, L.post_attn_norm.data(), tc.rms_norm_eps);
+      kernels::add(x.data(), o.data(), x.size());
+      kernels::rms_norm(x.data(), h.data(), R, H, L.pre_ffw_norm.data(), tc.rms_norm_eps);
+    } else {
+      kernels::add(x.data(), o.data(), x.size());
+      kernels::rms_norm(x.data(), h.data(), R, H, L.post_attn_norm.data(), tc.rms_norm_eps);
+    }
+    kernels::matmul(h.data(), R, L.gate.weight, nullptr, gate.data());
+    kernels::matmul(h.data(), R, L.up.weight, nullptr, up.data());
+    if (tc.hidden_act == "gelu")
+      kernels::gelu_erf(gate.data(), gate.size());
+    else
+      kernels::gelu_tanh(gate.data(), gate.size());
+    kernels::multiply(gate.data(), up.data(), gate.size());
+    kernels::matmul(gate.data(), R, L.down.weight, nullptr, o.data());
+    if (gemma2) kernels::rms_norm(o.data(), o.data(), R, H, L.post_ffw_norm.data(), tc.rms_norm_eps);
+    kernels::add(x.data(), o.data(), x.size());
+  }
+  for (auto& st : steps) st.cache->length += st.count;
+
+  // Final norm and the (tied) output layer, only on the rows whose logits are wanted; the
+  // rows of all sequences share one pass over the output matrix.
+  const bool cap = gemma2 && options_.final_logit_softcap && tc.final_logit_softcap > 0.0f;
+  std::vector<int> wanted;
+  for (size_t s = 0; s < steps.size(); ++s) {
+    if (!steps[s].logits) continue;
+    const int first = steps[s].all_positions ? row0[s] : row0[s + 1] - 1;
+    for (int r = first; r < row0[s + 1]; ++r) wanted.push_back(r);
+  }
+  if (wanted.empty()) return;
+  const int rows = static_cast<int>(wanted.size());
+  std::vector<float> hn(static_cast<size_t>(rows) * H);
+  for (int i = 0; i < rows; ++i)
+    kernels::rms_norm(x.data() + static_cast<int64_t>(wanted[i]) * H, hn.data() + static_cast<int64_t>(i) * H, 1, H,
+                      w.final_norm.data(), tc.rms_norm_eps);
+  const bool single = steps.size() == 1;
+  std::vector<float> all_logits;
+  float* out = single ? steps[0].logits : nullptr;
+  if (!single) {
+    all_logits.resize(static_cast<size_t>(rows) * V);
+    out = all_logits.data();
+  }
+  kernels::matmul(hn.data(), rows, w.lm_head, nullptr, out);
+  if (cap) kernels::soft_cap(out, static_cast<int64_t>(rows) * V, tc.final_logit_softcap);
+  if (single) return;
+  int i = 0;
+  for (size_t s = 0; s < steps.size(); ++s) {
+    if (!steps[s].logits) continue;
+    const int n = steps[s].all_positions ? steps[s].count : 1;
+    std::copy_n(out + static_cast<int64_t>(i) * V, static_cast<int64_t>(n) * V, steps[s].logits);
+    i += n;
+  }
+}
+
+}  // namespace pg

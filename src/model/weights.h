@@ -1,0 +1,49 @@
+#pragma once
+// Views of every tensor the forward pass reads, fetched once at load with their shapes
+// checked against config.json. 1-D tensors (norm scales, biases: < 0.1% of the parameters)
+// are widened to f32 once; matrices stay in the mapped file in their stored dtype.
+#include <vector>
+
+#include "paligemma/model.h"
+
+namespace pg {
+
+struct Vec {  // a small f32 copy of a 1-D tensor
+  std::vector<float> v;
+  const float* data() const { return v.data(); }
+};
+
+struct Linear {
+  TensorView weight;  // [out, in]
+  TensorView bias;    // [out] or empty
+};
+
+struct VisionLayer {
+  Vec ln1_w, ln1_b, ln2_w, ln2_b;
+  Linear q, k, v, out, fc1, fc2;
+};
+
+struct TextLayer {
+  Linear q, k, v, o, gate, up, down;
+  Vec input_norm;          // Gemma 1 and 2: before attention
+  Vec post_attn_norm;      // Gemma 1: before the MLP; Gemma 2: on the attention output
+  Vec pre_ffw_norm;        // Gemma 2 only: before the MLP
+  Vec post_ffw_norm;       // Gemma 2 only: on the MLP output
+};
+
+struct Model::Weights {
+  TensorView patch_w;  // [Hv, 3, P, P]
+  Vec patch_b;
+  TensorView position;  // [N, Hv]
+  std::vector<VisionLayer> vision;
+  Vec post_ln_w, post_ln_b;
+  Linear projector;
+  TensorView embed;  // [V, H]
+  std::vector<TextLayer> text;
+  Vec final_norm;
+  TensorView lm_head;  // [V, H]: the embedding when the checkpoint ties them
+};
+
+std::unique_ptr<Model::Weights> load_weights(const Checkpoint& ckpt, const ModelConfig& config);
+
+}  // namespace pg
