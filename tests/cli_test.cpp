@@ -1,0 +1,120 @@
+// The `paligemma` binary end to end on the fixture checkpoints: every decoding mode, --json,
+// --dump (checked against the transformers golden data), info, and batch files.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "paligemma/npy.h"
+#include "test_util.h"
+
+namespace pg {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_command;
+
+std::string cli() { return test::cli_path(); }
+std::string model(const std::string& name) { return test::fixture("models/" + name); }
+std::string photo(const std::string& name) { return test::fixture("photos/" + name); }
+
+nlohmann::json golden_meta(const std::string& dir) {
+  std::ifstream in(dir + "/meta.json");
+  return nlohmann::json::parse(in);
+}
+
+const char* kModels[] = {"pg1_mqa", "pg2_gqa_window", "pg2_qpas", "pg2_two_images"};
+
+TEST(Cli, EveryDecodingModeOnEveryFixture) {
+  for (const char* m : kModels) {
+    for (const char* mode : {"greedy", "sample", "beam"}) {
+      std::string cmd = cli() + " run --quiet --model " + model(m) + " --image " + photo("chelsea.png");
+      if (std::string(m) == "pg2_two_images") cmd += " --image " + photo("coffee.png");
+      cmd += std::string(" --prompt 'caption en' --max-new-tokens 5 --json --mode ") + mode;
+      if (std::string(mode) == "sample") cmd += " --seed 3 --temperature 0.8 --top-k 40 --top-p 0.9";
+      if (std::string(mode) == "beam") cmd += " --beams 2";
+      auto r = run_command(cmd);
+      ASSERT_EQ(r.exit_code, 0) << cmd << "\n" << r.output;
+      auto j = nlohmann::json::parse(r.output);
+      EXPECT_TRUE(j.contains("text"));
+      EXPECT_GE(j["tokens"].size(), 1u);
+      EXPECT_LE(j["tokens"].size(), 5u);
+      EXPECT_EQ(j["tokens"].size(), j["logprobs"].size());
+      for (const char* k : {"load_s", "image_encode_s", "prefill_s", "decode_s"})
+        EXPECT_TRUE(j["timings"].contains(k)) << k;
+      if (std::string(mode) == "sample") {  // the same seed gives the same answer
+        auto again = run_command(cmd);
+        EXPECT_EQ(nlohmann::json::parse(again.output)["tokens"], j["tokens"]) << cmd;
+      }
+    }
+  }
+}
+
+TEST(Cli, DumpMatchesTransformers) {
+  // The golden case was made from the photo file by transformers' processor, so this checks the
+  // whole chain: image decoding and resizing, the tower, the prompt, greedy decoding.
+  for (const char* m : kModels) {
+    for (const auto& c : fs::directory_iterator(test::fixture(std::string("golden/") + m))) {
+      auto meta = golden_meta(c.path().string());
+      test::TempDir out;
+      std::string cmd = cli() + " run --quiet --model " + model(m) + " --sliding-window hf";
+      for (const auto& img : meta["images"]) cmd += " --image " + photo(img.get<std::string>());
+      cmd += " --prompt '" + meta["prompt"].get<std::string>() + "' --max-new-tokens " +
+             std::to_string(meta["max_new_tokens"].get<int>()) + " --dump " + out.path();
+      auto r = run_command(cmd);
+      ASSERT_EQ(r.exit_code, 0) << cmd << "\n" << r.output;
+      const std::string g = c.path().string();
+      auto px = read_npy(out.file("pixel_values.npy")).as_f32();
+      auto px_ref = read_npy(g + "/pixel_values.npy").as_f32();
+      ASSERT_EQ(px.size(), px_ref.size());
+      float dmax = 0;
+      for (size_t i = 0; i < px.size(); ++i) dmax = std::max(dmax, std::fabs(px[i] - px_ref[i]));
+      EXPECT_LE(dmax, 2.0f / 255.0f + 1e-6f) << g << ": at most one level of 255 (x2 after normalising)";
+      EXPECT_EQ(read_npy(out.file("input_ids.npy")).as_i64(), read_npy(g + "/input_ids.npy").as_i64()) << g;
+      auto feats = read_npy(out.file("image_features.npy"));
+      auto feats_ref = read_npy(g + "/image_features.npy");
+      EXPECT_EQ(feats.shape, feats_ref.shape);
+      EXPECT_EQ(read_npy(out.file("generated_ids.npy")).as_i64(), read_npy(g + "/greedy_ids.npy").as_i64()) << g;
+      auto logits = read_npy(out.file("step_logits.npy"));
+      ASSERT_EQ(logits.shape.size(), 2u);
+      EXPECT_EQ(logits.shape[0], static_cast<int64_t>(meta["greedy_tokens"].get<int>()));
+      EXPECT_EQ(logits.shape[1], 257216);
+    }
+  }
+}
+
+TEST(Cli, BatchFileRunsEachRequest) {
+  test::TempDir dir;
+  fs::copy_file(photo("rocket.jpg"), dir.file("rocket.jpg"));
+  {
+    std::ofstream f(dir.file("batch.jsonl"));
+    f << R"({"image": "rocket.jpg", "prompt": "caption en"})" << "\n";
+    f << R"({"image": ")" << photo("chelsea.png") << R"(", "prompt": "answer en what is this?"})" << "\n";
+  }
+  auto r = run_command(cli() + " run --quiet --model " + model("pg1_mqa") + " --batch " + dir.file("batch.jsonl") +
+                       " --max-new-tokens 4 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output);
+  ASSERT_TRUE(j.is_array());
+  EXPECT_EQ(j.size(), 2u);
+}
+
+TEST(Cli, InfoDescribesTheCheckpoint) {
+  auto r = run_command(cli() + " info --model " + model("pg2_gqa_window") + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["family"], "PaliGemma 2");
+  EXPECT_EQ(j["text"]["kv_heads"], 2);
+  EXPECT_GT(j["parameters"]["total"].get<int64_t>(), 8000000);
+  EXPECT_TRUE(j["parameters"]["by_dtype"].contains("BF16"));
+  EXPECT_GT(j["memory"]["total_bytes"].get<int64_t>(), j["memory"]["weights_bytes"].get<int64_t>());
+  auto text = run_command(cli() + " info --model " + model("pg1_mqa"));
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_NE(text.output.find("PaliGemma 1"), std::string::npos);
+  EXPECT_NE(text.output.find("1 kv heads"), std::string::npos) << text.output;  // MQA
+}
+
+}  // namespace
+}  // namespace pg
