@@ -161,10 +161,13 @@ TEST_P(Golden, BeamSearchMatchesTransformers) {
   Result a = generate(*model_, {req}, o)[0];
   std::vector<int64_t> ref = read_npy(GetParam().dir + "/beam_ids.npy").as_i64();
   EXPECT_EQ(std::vector<int64_t>(a.tokens.begin(), a.tokens.end()), ref);
-  // transformers accumulates the running beam score in f32 step by step (we sum f32 log-probs
-  // taken in double); over 12 steps of |log p| ~ 1 the sums agree to ~1e-4 relative.
+  // The score is a sum of per-step log-probs; each step's logits agree to 1e-4 (checked in
+  // GreedyMatchesTransformers), so a log-prob (logit minus log-sum-exp) to ~2e-4, and the sum
+  // over T steps to ~2e-4 * T. Observed up to 2.3e-4 * T on pg2_two_images (batched beams take
+  // a different matmul path than transformers' per-beam rows); bound 5e-4 * T. The tokens
+  // themselves must be identical.
   const float ref_score = meta_["beam"]["score"].get<float>();
-  EXPECT_NEAR(a.score, ref_score, 5e-4f * std::fabs(ref_score) + 1e-4f);
+  EXPECT_NEAR(a.score, ref_score, 5e-4f * static_cast<float>(a.tokens.size()) + 1e-4f);
   Result b = generate(*model_, {req}, o)[0];
   EXPECT_EQ(a.tokens, b.tokens) << "beam search must be deterministic";
 }
