@@ -37,7 +37,13 @@ std::unique_ptr<Model> load_model_with_progress(const ModelFlags& f) {
   ModelOptions options = model_options(f);
   auto t0 = std::chrono::steady_clock::now();
   if (!f.quiet) std::cerr << "loading " << f.dir << " ..." << std::flush;
-  auto model = Model::load(f.dir, options);
+  std::unique_ptr<Model> model;
+  try {
+    model = Model::load(f.dir, options);
+  } catch (...) {
+    if (!f.quiet) std::cerr << " failed\n";
+    throw;
+  }
   if (!f.quiet) {
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::cerr << " done in " << s << " s (" << model->checkpoint().total_bytes() / (1024.0 * 1024.0)

@@ -32,12 +32,12 @@ MemoryEstimate estimate_memory(const ModelConfig& config, int64_t weight_bytes, 
   const int64_t vision = 4 * (N * (8LL * vc.hidden_size + vc.intermediate_size) +
                               N * 3LL * vc.patch_size * vc.patch_size);
   // Prefill: x, h, o (3 x T x H), q + attention out (2 x T x q_dim), k, v (2 x T x kv_dim),
-  // gate and up (2 x T x I), one row of scores per thread, the last row's logits.
+  // gate and up (2 x T x I), and one row of logits (kept per step only for --dump).
   const int64_t T = positions - new_tokens;
   const int64_t q_dim = static_cast<int64_t>(tc.num_heads) * tc.head_dim;
   const int64_t kv_dim = static_cast<int64_t>(tc.num_kv_heads) * tc.head_dim;
   const int64_t prefill = 4 * (T * (3LL * tc.hidden_size + 2 * q_dim + 2 * kv_dim + 2LL * tc.intermediate_size) +
-                               static_cast<int64_t>(tc.vocab_size) * (1 + new_tokens));
+                               static_cast<int64_t>(tc.vocab_size));
   m.activation_bytes = std::max(vision, prefill);
   return m;
 }
