@@ -230,3 +230,39 @@ TEST(Batch, BatchedRequestsMatchSingleRequests) {
 
 }  // namespace
 }  // namespace pg
+
+namespace pg {
+namespace {
+
+TEST(SlidingWindow, FixtureExercisesTheWindow) {
+  // pg2_gqa_window's window (8) is shorter than its prompts, so full attention (the default,
+  // as big_vision trained PaliGemma 2) must give different decode logits than transformers'
+  // windowed layers; otherwise the golden comparison above would not be testing the window.
+  for (const auto& c : all_cases()) {
+    if (c.model != "pg2_gqa_window") continue;
+    std::ifstream in(c.dir + "/meta.json");
+    auto meta = nlohmann::json::parse(in);
+    ASSERT_LT(meta["reference"]["sliding_window"].get<int>(), meta["prompt_length"].get<int>());
+    ModelOptions off;
+    off.sliding_window = SlidingWindowMode::Off;
+    auto model = Model::load(test::fixture("models/pg2_gqa_window"), off);
+    Request req{{read_npy(c.dir + "/pixel_values.npy").as_f32()}, meta["prompt"].get<std::string>()};
+    GenerationOptions o;
+    o.max_new_tokens = meta["max_new_tokens"].get<int>();
+    o.keep_step_logits = true;
+    o.stop_at_eos = false;
+    Result r = generate(*model, {req}, o)[0];
+    auto cols = read_npy(c.dir + "/logit_columns.npy").as_i64();
+    auto ref = read_npy(c.dir + "/greedy_step_logits.npy").as_f32();
+    const int T = static_cast<int>(std::min<size_t>(r.tokens.size(), ref.size() / cols.size()));
+    float d = 0;
+    for (int t = 1; t < T; ++t)  // step 0 is the prompt block: identical in both modes
+      for (size_t j = 0; j < cols.size(); ++j)
+        d = std::max(d, std::fabs(r.step_logits[static_cast<size_t>(t) * model->vocab_size() + cols[j]] -
+                                  ref[t * cols.size() + j]));
+    EXPECT_GT(d, 1e-2f) << c.dir << ": full attention should differ from the windowed reference";
+  }
+}
+
+}  // namespace
+}  // namespace pg
