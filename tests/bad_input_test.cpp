@@ -135,6 +135,29 @@ TEST(BadInput, BadOptionValues) {
   expect_failure(run_args(test::fixture("models/pg1_mqa"), "--mode nucleus"), {"--mode"});
   expect_failure(run_args(test::fixture("models/pg1_mqa"), "--sliding-window maybe"), {"--sliding-window"});
   expect_failure(run_args(test::fixture("models/pg1_mqa"), "--mode sample --top-p 0"), {"top_p"});
+  expect_failure(run_args(test::fixture("models/pg1_mqa"), "--mode sample --temperature nan"), {"temperature"});
+  expect_failure(run_args(test::fixture("models/pg1_mqa"), "--mode beam --beams 100000"), {"num_beams"});
+  expect_failure(run_args(test::fixture("models/pg1_mqa"), "--threads 100000"), {"--threads"});
+  expect_failure(run_args(test::fixture("models/pg1_mqa"), "--max-new-tokens -5"), {"--max-new-tokens"});
+  expect_failure(run_args(test::fixture("models/pg1_mqa"), "--dump /dev/null/x"), {"--dump", "/dev/null/x"});
+  expect_failure("info --model " + test::fixture("models/pg1_mqa") + " --images -5", {"--images"});
+}
+
+TEST(BadInput, BatchFileIsADirectory) {
+  test::TempDir t;
+  expect_failure("run --quiet --model " + test::fixture("models/pg1_mqa") + " --batch " + t.path(),
+                 {t.path(), "is a directory"});
+}
+
+TEST(BadInput, PromptTextThatEncodesToTheImageToken) {
+  // A config whose image token is <loc0000> (transformers' default image_token_index 256000
+  // when the field is missing): "<loc0000>" in the prompt would be taken for an image slot.
+  test::TempDir t;
+  copy_model("pg1_mqa", t.path());
+  replace_in_file(t.file("config.json"), "\"image_token_index\": 257152", "\"image_token_index\": 256000");
+  expect_failure("run --quiet --model " + t.path() + " --image " + test::fixture("photos/chelsea.png") +
+                     " --prompt 'detect <loc0000>'",
+                 {"image token", "1 extra"});
 }
 
 }  // namespace

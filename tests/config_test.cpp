@@ -78,6 +78,23 @@ TEST(Config, ExplicitLayerTypesAndRopeParameters) {
   EXPECT_FLOAT_EQ(c.text.rope_theta, 500.0f);
 }
 
+TEST(Config, NullSwitchesSoftCapsAndWindowOffAndEosLists) {
+  const char* text = R"({"model_type": "paligemma", "image_token_index": 40, "projection_dim": 32, "eos_token_id": 7,
+    "text_config": {"model_type": "gemma2", "hidden_size": 32, "num_hidden_layers": 2,
+      "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16, "vocab_size": 64,
+      "attn_logit_softcapping": null, "final_logit_softcapping": null, "sliding_window": null,
+      "eos_token_id": [1, 107]},
+    "vision_config": {"hidden_size": 16, "num_attention_heads": 2, "num_hidden_layers": 1,
+      "patch_size": 14, "image_size": 28, "vision_use_head": false}})";
+  ModelConfig c = parse_model_config(text, "config.json");
+  EXPECT_EQ(c.text.attn_logit_softcap, 0.0f);
+  EXPECT_EQ(c.text.final_logit_softcap, 0.0f);
+  EXPECT_FALSE(c.text.layer_is_sliding[0]);
+  EXPECT_EQ(c.eos_token_ids, (std::vector<int>{1, 107}));  // the text config's, as generate uses
+  EXPECT_TRUE(c.is_eos(107));
+  EXPECT_FALSE(c.is_eos(7));
+}
+
 void expect_error(const std::string& text, const std::string& needle) {
   try {
     parse_model_config(text, "dir/config.json");
@@ -105,6 +122,13 @@ TEST(Config, Errors) {
                "rope_scaling");
   expect_error(R"({"model_type": "paligemma", "text_config": {}, "vision_config": {"image_size": 225, "patch_size": 14}})",
                "image_size");
+  expect_error(R"({"model_type": "paligemma", "text_config": {"rms_norm_eps": -1}, "vision_config": {}})",
+               "'rms_norm_eps' must be a positive number");
+  expect_error(R"({"model_type": "paligemma", "text_config": {"rope_parameters": {"rope_theta": "big"}},
+                   "vision_config": {}})",
+               "'rope_theta' must be a number");
+  expect_error(R"({"model_type": "paligemma", "text_config": {"eos_token_id": []}, "vision_config": {}})",
+               "'eos_token_id' must be a non-negative integer or a non-empty list");
 }
 
 }  // namespace

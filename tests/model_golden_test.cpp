@@ -125,7 +125,7 @@ TEST_P(Golden, PromptTokensAndLogits) {
   KVCache cache = model_->new_cache(L, L);
   std::vector<float> logits(static_cast<size_t>(L) * model_->vocab_size());
   std::vector<DecoderStep> steps(1);
-  steps[0] = {&cache, ids.data(), L, features.data(), logits.data(), true};
+  steps[0] = {&cache, ids.data(), L, features.data(), static_cast<int>(features.size() / model_->config().text.hidden_size), logits.data(), true};
   model_->decode(steps);
   std::vector<float> ours = select_columns(logits, L);
   std::vector<float> ref = read_npy(GetParam().dir + "/prompt_logits.npy").as_f32();
@@ -220,9 +220,13 @@ TEST(Batch, BatchedRequestsMatchSingleRequests) {
   GenerationOptions o;
   o.max_new_tokens = 6;
   std::vector<Result> together = generate(*model, reqs, o);
+  GenerationOptions one_at_a_time = o;
+  one_at_a_time.batch_size = 1;
+  std::vector<Result> chunked = generate(*model, reqs, one_at_a_time);
   for (size_t i = 0; i < reqs.size(); ++i) {
     Result alone = generate(*model, {reqs[i]}, o)[0];
     EXPECT_EQ(alone.tokens, together[i].tokens) << "request " << i;
+    EXPECT_EQ(alone.tokens, chunked[i].tokens) << "request " << i;
     ASSERT_EQ(alone.logprobs.size(), together[i].logprobs.size());
     for (size_t t = 0; t < alone.logprobs.size(); ++t) EXPECT_NEAR(alone.logprobs[t], together[i].logprobs[t], 1e-4);
   }

@@ -42,6 +42,7 @@ TEST(Tokenizer, SpecialIdsAndLocSegPieces) {
   EXPECT_EQ(t.encode("<seg042>"), std::vector<int>{257066});
   // Detokenisation drops <bos>/<eos>/<pad> and ids past the tokenizer (<image>), keeps loc/seg.
   EXPECT_EQ(t.decode({2, 256001, 256002, 256003, 256004, 257152, 1}), "<loc0001><loc0002><loc0003><loc0004>");
+  EXPECT_EQ(t.decode({3, 256005}), "<loc0005>");  // <unk> dropped as skip_special_tokens does
   EXPECT_EQ(t.piece(300000), "");
   EXPECT_EQ(t.piece_to_id("<no such piece>"), -1);
 }

@@ -55,9 +55,11 @@ struct ModelConfig {
   TextConfig text;
   int image_token_index = 0;
   int projection_dim = 0;
-  int pad_token_id = 0;
-  int bos_token_id = 2;
-  int eos_token_id = 1;
+  // Generation stops at any of these (text_config.eos_token_id, else the top level's;
+  // an int or a list, as transformers accepts).
+  std::vector<int> eos_token_ids{1};
+
+  bool is_eos(int id) const;
 
   int image_tokens_per_image() const { return vision.num_patches(); }
 };

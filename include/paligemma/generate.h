@@ -15,15 +15,19 @@ struct GenerationOptions {
   DecodingMode mode = DecodingMode::Greedy;
   int max_new_tokens = 64;
   // Sampling (mode Sample), applied in transformers' order: temperature, top-k, top-p.
+  // Unlike transformers' generate, top_k is off unless set (transformers defaults to 50),
+  // temperature 0 means greedy, and top-k keeps exactly k ids (ties broken by lower id).
   float temperature = 1.0f;
   int top_k = 0;       // 0: off
   float top_p = 1.0f;  // 1: off
   uint64_t seed = 0;   // request i of a batch samples with seed + i
-  // Beam search (mode Beam): sum of log-probs, no length normalisation (as big_vision).
+  // Beam search (mode Beam): sum of log-probs, no length normalisation (as big_vision;
+  // transformers' default length_penalty is 1). At most 64 beams.
   int num_beams = 4;
   bool stop_at_eos = true;
   bool keep_step_logits = false;  // keep the logits of every step (for --dump)
   int max_context = 0;            // 0: text_config.max_position_embeddings
+  int batch_size = 8;             // requests decoded together (each holds a KV cache)
 };
 
 struct Request {

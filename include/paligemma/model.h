@@ -43,6 +43,7 @@ struct DecoderStep {
   // Rows for the image tokens among `ids`, in order ([images * tokens_per_image, hidden]);
   // null when `ids` has no image token.
   const float* image_features = nullptr;
+  int image_rows = 0;  // rows in image_features
   // Logits out: [count, vocab] if all_positions, else [vocab] for the last token.
   float* logits = nullptr;
   bool all_positions = false;
@@ -71,9 +72,6 @@ class Model {
 
   // Runs the decoder on several sequences at once (their rows share each matmul).
   void decode(std::vector<DecoderStep>& steps) const;
-
-  // Parameter count and bytes of the stored tensors.
-  int64_t parameter_count() const;
 
   struct Weights;  // defined in src/model/weights.h
 

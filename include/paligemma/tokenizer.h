@@ -22,7 +22,7 @@ class Tokenizer {
 
   std::vector<int> encode(const std::string& text) const;
   // Text of the ids as the transformers processor's decode(skip_special_tokens=True) shows it:
-  // <bos>/<eos>/<pad>/<image> and ids past the tokenizer's vocabulary are dropped;
+  // <bos>/<eos>/<pad>/<unk>/<image> and ids past the tokenizer's vocabulary are dropped;
   // <locNNNN> and <segNNN> stay visible.
   std::string decode(const std::vector<int>& ids) const;
   // One id's piece as stored ("<loc0012>", "▁cat", "<0x0A>"); "" outside the vocabulary.

@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/model_flags.h"
+#include "paligemma/error.h"
 #include "paligemma/model_info.h"
 
 namespace pg::cli {
@@ -34,6 +35,9 @@ std::string count(int64_t n) {
 }
 
 int info(const InfoArgs& a) {
+  if (a.images < 0 || a.images > 64) throw Error("--images must be between 0 and 64");
+  if (a.text_tokens < 0 || a.text_tokens > (1 << 20)) throw Error("--text-tokens must be between 0 and 1048576");
+  if (a.new_tokens < 0 || a.new_tokens > (1 << 20)) throw Error("--new-tokens must be between 0 and 1048576");
   ModelFlags flags = a.model;
   flags.quiet = true;
   auto model = load_model_with_progress(flags);

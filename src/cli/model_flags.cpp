@@ -28,7 +28,7 @@ ModelOptions model_options(const ModelFlags& f) {
   if (f.final_softcap == "on") o.final_logit_softcap = true;
   else if (f.final_softcap == "off") o.final_logit_softcap = false;
   else throw Error("--final-softcap must be on or off, not '" + f.final_softcap + "'");
-  if (f.threads < 0) throw Error("--threads must be >= 0");
+  if (f.threads < 0 || f.threads > 1024) throw Error("--threads must be between 0 (all cores) and 1024");
   o.threads = f.threads;
   return o;
 }

@@ -34,6 +34,7 @@ struct Job {
 };
 
 std::vector<Job> read_batch(const std::string& path) {
+  if (std::filesystem::is_directory(path)) throw Error("batch file " + path + " is a directory");
   std::ifstream in(path);
   if (!in) throw Error("cannot open batch file " + path);
   const std::filesystem::path base = std::filesystem::path(path).parent_path();
@@ -133,6 +134,20 @@ int run(const RunArgs& a) {
   else if (a.resize == "bilinear") filter = ResizeFilter::BigVisionBilinear;
   else throw Error("--resize must be bicubic or bilinear, not '" + a.resize + "'");
   gen.keep_step_logits = !a.dump_dir.empty();
+  if (gen.max_new_tokens < 0) throw Error("--max-new-tokens must be >= 0");
+  if (gen.max_context < 0) throw Error("--max-context must be >= 0 (0: the model's max_position_embeddings)");
+  if (!a.dump_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(a.dump_dir, ec);
+    if (ec || !std::filesystem::is_directory(a.dump_dir))
+      throw Error("--dump: cannot create directory " + a.dump_dir + (ec ? ": " + ec.message() : ""));
+  }
+  // Decode every image before loading the model, so a bad file fails fast.
+  std::vector<std::vector<Image>> images;
+  for (const Job& job : jobs) {
+    images.emplace_back();
+    for (const auto& path : job.images) images.back().push_back(load_image(path));
+  }
 
   auto t0 = std::chrono::steady_clock::now();
   auto model = load_model_with_progress(a.model);
@@ -140,10 +155,10 @@ int run(const RunArgs& a) {
 
   std::vector<Request> requests;
   const int S = model->config().vision.image_size;
-  for (const Job& job : jobs) {
+  for (size_t j = 0; j < jobs.size(); ++j) {
     Request req;
-    req.prompt = job.prompt;
-    for (const auto& path : job.images) req.pixels.push_back(preprocess_image(load_image(path), S, filter));
+    req.prompt = jobs[j].prompt;
+    for (const Image& img : images[j]) req.pixels.push_back(preprocess_image(img, S, filter));
     requests.push_back(std::move(req));
   }
   std::vector<Result> results = generate(*model, requests, gen);
@@ -184,7 +199,10 @@ Runner add_run_command(CLI::App& app) {
   cmd->add_option("--top-p", args->gen.top_p, "Nucleus sampling mass (1: off)")->capture_default_str();
   cmd->add_option("--seed", args->gen.seed, "Sampling seed (request i of a batch uses seed + i)")->capture_default_str();
   cmd->add_option("--beams", args->gen.num_beams, "Beam width for --mode beam")->capture_default_str();
-  cmd->add_option("--max-context", args->gen.max_context, "Cap on prompt + generated tokens (0: the model's)");
+  cmd->add_option("--max-context", args->gen.max_context,
+                  "Positions a sequence may fill (0: max_position_embeddings from config.json)");
+  cmd->add_option("--batch-size", args->gen.batch_size, "Requests of a --batch decoded together")
+      ->capture_default_str();
   cmd->add_flag("--no-eos-stop{false}", args->gen.stop_at_eos, "Keep generating past <eos>");
   cmd->add_option("--resize", args->resize, "Resize filter: bicubic (transformers/PIL) or bilinear (big_vision)")
       ->capture_default_str();

@@ -24,19 +24,27 @@ struct Prepared {
   int max_new = 0;
 };
 
+// Every beam keeps its own KV cache and 2 * beams candidates per beam are ranked each step.
+constexpr int kMaxBeams = 64;
+
+// The positions a sequence may fill: max_position_embeddings unless the caller chose otherwise
+// (RoPE itself has no hard limit, so a larger --max-context is allowed on purpose).
 int context_of(const Model& model, const GenerationOptions& o) {
-  int ctx = model.config().text.max_position_embeddings;
-  if (o.max_context > 0) ctx = std::min(ctx, o.max_context);
-  return ctx;
+  return o.max_context > 0 ? o.max_context : model.config().text.max_position_embeddings;
 }
 
 void validate(const Model& model, const std::vector<Request>& requests, const GenerationOptions& o) {
   if (requests.empty()) throw Error("no requests to generate for");
   if (o.max_new_tokens < 0) throw Error("max_new_tokens must be >= 0");
-  if (o.mode == DecodingMode::Sample && o.temperature < 0) throw Error("temperature must be >= 0");
-  if (o.mode == DecodingMode::Sample && (o.top_p <= 0 || o.top_p > 1)) throw Error("top_p must be in (0, 1]");
+  // `!(x >= 0)` also rejects NaN.
+  if (o.mode == DecodingMode::Sample && !(o.temperature >= 0 && std::isfinite(o.temperature)))
+    throw Error("temperature must be a finite number >= 0 (0 means greedy)");
+  if (o.mode == DecodingMode::Sample && !(o.top_p > 0 && o.top_p <= 1)) throw Error("top_p must be in (0, 1]");
   if (o.mode == DecodingMode::Sample && o.top_k < 0) throw Error("top_k must be >= 0");
-  if (o.mode == DecodingMode::Beam && o.num_beams < 1) throw Error("num_beams must be >= 1");
+  if (o.mode == DecodingMode::Beam && (o.num_beams < 1 || o.num_beams > kMaxBeams))
+    throw Error("num_beams must be between 1 and " + std::to_string(kMaxBeams));
+  if (o.max_context < 0) throw Error("max_context must be >= 0 (0: the model's max_position_embeddings)");
+  if (o.batch_size < 1) throw Error("batch_size must be >= 1");
   const int S = model.config().vision.image_size;
   const size_t expected = static_cast<size_t>(3) * S * S;
   for (size_t r = 0; r < requests.size(); ++r) {
@@ -60,7 +68,13 @@ Prepared prepare(const Model& model, const Request& req, const GenerationOptions
     throw Error("request " + std::to_string(index) + ": prompt of " + std::to_string(L) + " tokens (" +
                 std::to_string(req.pixels.size() * model.config().image_tokens_per_image()) +
                 " image tokens + text) does not fit the context of " + std::to_string(ctx) +
-                " tokens (text_config.max_position_embeddings" + (o.max_context > 0 ? " / --max-context" : "") + ")");
+                " tokens (" + (o.max_context > 0 ? "max_context" : "text_config.max_position_embeddings") + ")");
+  const int64_t image_ids = std::count(p.prompt_ids.begin(), p.prompt_ids.end(), model.config().image_token_index);
+  const int64_t expected = static_cast<int64_t>(req.pixels.size()) * model.config().image_tokens_per_image();
+  if (image_ids != expected)
+    throw Error("request " + std::to_string(index) + ": the prompt text encodes to the image token id " +
+                std::to_string(model.config().image_token_index) + " (" + std::to_string(image_ids - expected) +
+                " extra); image tokens and images must match");
   p.max_new = std::min(o.max_new_tokens, ctx - L);
   p.capacity = L + p.max_new;
   return p;
@@ -97,7 +111,7 @@ void finish_text(const Model& model, Result& r) {
 void run_greedy_or_sample(const Model& model, std::vector<Prepared>& prepared, const GenerationOptions& o,
                           std::vector<Result>& results, Timings& timings) {
   const int V = model.vocab_size();
-  const int eos = model.config().eos_token_id;
+  const ModelConfig& config = model.config();
   std::vector<Live> live(prepared.size());
   std::vector<DecoderStep> steps;
   for (size_t r = 0; r < prepared.size(); ++r) {
@@ -113,6 +127,7 @@ void run_greedy_or_sample(const Model& model, std::vector<Prepared>& prepared, c
     st.ids = prepared[r].prompt_ids.data();
     st.count = L;
     st.image_features = prepared[r].features.empty() ? nullptr : prepared[r].features.data();
+    st.image_rows = static_cast<int>(prepared[r].features.size() / model.config().text.hidden_size);
     st.logits = s.logits.data();
     steps.push_back(st);
   }
@@ -139,7 +154,7 @@ void run_greedy_or_sample(const Model& model, std::vector<Prepared>& prepared, c
       res.tokens.push_back(tok);
       res.logprobs.push_back(log_prob(s.logits.data(), V, tok));
       if (o.keep_step_logits) res.step_logits.insert(res.step_logits.end(), s.logits.begin(), s.logits.end());
-      if (o.stop_at_eos && tok == eos) {
+      if (o.stop_at_eos && config.is_eos(tok)) {
         s.done = true;
         res.stop_reason = "eos";
         continue;
@@ -172,7 +187,7 @@ void run_greedy_or_sample(const Model& model, std::vector<Prepared>& prepared, c
 void run_beam(const Model& model, Prepared& prep, const Request& req, const GenerationOptions& o, Result& result,
               Timings& timings) {
   const int V = model.vocab_size();
-  const int eos = model.config().eos_token_id;
+  const ModelConfig& config = model.config();
   const int B = o.num_beams;
   const int L = static_cast<int>(prep.prompt_ids.size());
   struct Beam {
@@ -198,6 +213,7 @@ void run_beam(const Model& model, Prepared& prep, const Request& req, const Gene
   steps[0].ids = prep.prompt_ids.data();
   steps[0].count = L;
   steps[0].image_features = prep.features.empty() ? nullptr : prep.features.data();
+  steps[0].image_rows = static_cast<int>(prep.features.size() / model.config().text.hidden_size);
   steps[0].logits = beams[0].logits.data();
   auto t0 = Clock::now();
   model.decode(steps);
@@ -224,11 +240,13 @@ void run_beam(const Model& model, Prepared& prep, const Request& req, const Gene
       for (int i = 0; i < k; ++i) cands.push_back({beams[b].score + lp[idx[i]], b, idx[i], lp[idx[i]]});
     }
     std::stable_sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& c) { return a.score > c.score; });
-    std::vector<Beam> next;
-    for (size_t rank = 0; rank < cands.size() && static_cast<int>(next.size()) < B; ++rank) {
+    // Pick the continuations first, then build the new beams: a parent's last surviving child
+    // takes its KV cache by move; only siblings copy it.
+    std::vector<const Cand*> chosen;
+    for (size_t rank = 0; rank < cands.size() && static_cast<int>(chosen.size()) < B; ++rank) {
       const Cand& c = cands[rank];
       const Beam& parent = beams[c.beam];
-      if (o.stop_at_eos && c.token == eos) {
+      if (o.stop_at_eos && config.is_eos(c.token)) {
         if (static_cast<int>(rank) < B) {
           Hyp h{parent.tokens, parent.logprobs, parent.step_logits, c.score, true};
           h.tokens.push_back(c.token);
@@ -238,18 +256,28 @@ void run_beam(const Model& model, Prepared& prep, const Request& req, const Gene
         }
         continue;
       }
+      chosen.push_back(&c);
+    }
+    std::vector<int> children_left(beams.size(), 0);
+    for (const Cand* c : chosen) children_left[c->beam]++;
+    std::vector<Beam> next;
+    for (const Cand* c : chosen) {
+      Beam& parent = beams[c->beam];
       Beam nb;
-      nb.cache = parent.cache;  // copy: beams that share a parent diverge from here
       nb.tokens = parent.tokens;
-      nb.tokens.push_back(c.token);
+      nb.tokens.push_back(c->token);
       nb.logprobs = parent.logprobs;
-      nb.logprobs.push_back(c.logprob);
+      nb.logprobs.push_back(c->logprob);
       if (o.keep_step_logits) {
         nb.step_logits = parent.step_logits;
         nb.step_logits.insert(nb.step_logits.end(), parent.logits.begin(), parent.logits.end());
       }
-      nb.score = c.score;
+      nb.score = c->score;
       nb.logits.resize(V);
+      if (--children_left[c->beam] == 0)
+        nb.cache = std::move(parent.cache);
+      else
+        nb.cache = parent.cache;
       next.push_back(std::move(nb));
     }
     beams = std::move(next);
@@ -280,11 +308,9 @@ void run_beam(const Model& model, Prepared& prep, const Request& req, const Gene
   timings.decode_s = seconds_since(t0);
 }
 
-}  // namespace
 
-std::vector<Result> generate(const Model& model, const std::vector<Request>& requests,
-                             const GenerationOptions& options) {
-  validate(model, requests, options);
+std::vector<Result> generate_chunk(const Model& model, const std::vector<Request>& requests,
+                                   const GenerationOptions& options) {
   std::vector<Prepared> prepared;
   for (size_t r = 0; r < requests.size(); ++r) prepared.push_back(prepare(model, requests[r], options, r));
 
@@ -314,6 +340,25 @@ std::vector<Result> generate(const Model& model, const std::vector<Request>& req
     timings.generated_tokens += static_cast<int>(res.tokens.size());
   }
   for (auto& res : results) res.timings = timings;
+  return results;
+}
+
+}  // namespace
+
+std::vector<Result> generate(const Model& model, const std::vector<Request>& requests,
+                             const GenerationOptions& options) {
+  validate(model, requests, options);
+  // Every request is checked (prompt, context) before any work is done.
+  for (size_t r = 0; r < requests.size(); ++r) prepare(model, requests[r], options, r);
+  // Requests run `batch_size` at a time, so a long batch file does not hold every KV cache at once.
+  std::vector<Result> results;
+  for (size_t first = 0; first < requests.size(); first += options.batch_size) {
+    const size_t last = std::min(requests.size(), first + static_cast<size_t>(options.batch_size));
+    std::vector<Request> chunk(requests.begin() + first, requests.begin() + last);
+    GenerationOptions o = options;
+    o.seed = options.seed + first;  // request i keeps seed + i
+    for (auto& r : generate_chunk(model, chunk, o)) results.push_back(std::move(r));
+  }
   return results;
 }
 

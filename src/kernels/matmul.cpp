@@ -73,12 +73,10 @@ void large_m(const float* x, int M, const TensorView& w, int64_t row_begin, int6
   std::vector<float> panel(std::min(N, kPanelRows) * K);
   for (int64_t n0 = 0; n0 < N; n0 += kPanelRows) {
     int64_t rows = std::min(kPanelRows, N - n0);
-    const int64_t count = rows * K;
     const int64_t base = (row_begin + n0) * K;
     // Widen in parallel chunks; sgemm below is threaded by OpenBLAS itself.
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) convert_to_f32(w.dtype, w.data, base + r * K, K, panel.data() + r * K);
-    (void)count;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, static_cast<int>(rows), static_cast<int>(K), 1.0f, x,
                 static_cast<int>(K), panel.data(), static_cast<int>(K), 0.0f, y + n0, static_cast<int>(N));
   }
@@ -87,8 +85,6 @@ void large_m(const float* x, int M, const TensorView& w, int64_t row_begin, int6
 void check_weight(const TensorView& w) {
   if (w.shape.size() != 2) throw Error("matmul: weight " + w.name + " must be 2-D, has shape " + shape_string(w.shape));
 }
-
-}  // namespace
 
 void matmul_rows(const float* x, int M, const TensorView& weight, int64_t row_begin, int64_t row_end, float* y) {
   check_weight(weight);
@@ -99,6 +95,8 @@ void matmul_rows(const float* x, int M, const TensorView& weight, int64_t row_be
   else
     large_m(x, M, weight, row_begin, row_end, K, y);
 }
+
+}  // namespace
 
 void matmul(const float* x, int M, const TensorView& weight, const TensorView* bias, float* y) {
   check_weight(weight);

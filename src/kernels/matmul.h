@@ -10,8 +10,4 @@ namespace pg::kernels {
 // row-major, x with row stride K and y with row stride N.
 void matmul(const float* x, int M, const TensorView& weight, const TensorView* bias, float* y);
 
-// Same, but only rows [row_begin, row_end) of W are used (y has row stride row_end-row_begin).
-// Used for the tied output layer when only part of the vocabulary is wanted.
-void matmul_rows(const float* x, int M, const TensorView& weight, int64_t row_begin, int64_t row_end, float* y);
-
 }  // namespace pg::kernels

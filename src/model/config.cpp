@@ -45,6 +45,30 @@ class Reader {
     return v.get<std::string>();
   }
   bool has(const char* key) const { return object_.contains(key) && !object_[key].is_null(); }
+  // transformers treats an explicit null as "feature off" for soft-caps and the window.
+  bool is_null(const char* key) const { return object_.contains(key) && object_[key].is_null(); }
+  float positive_float(const char* key, float fallback) const {
+    float value = get_float(key, fallback);
+    if (!(value > 0.0f) || !std::isfinite(value)) fail(key, "must be a positive number");
+    return value;
+  }
+  std::vector<int> int_list(const char* key, std::vector<int> fallback) const {
+    if (!has(key)) return fallback;
+    const json& v = object_[key];
+    std::vector<int> out;
+    if (v.is_number_integer()) {
+      out.push_back(get_int(key, 0));
+    } else if (v.is_array() && !v.empty()) {
+      for (const json& e : v) {
+        if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > (1LL << 31) - 1)
+          fail(key, "must be a non-negative integer or a non-empty list of them");
+        out.push_back(static_cast<int>(e.get<int64_t>()));
+      }
+    } else {
+      fail(key, "must be a non-negative integer or a non-empty list of them");
+    }
+    return out;
+  }
   const json& raw(const char* key) const { return object_[key]; }
   [[noreturn]] void fail(const std::string& key, const std::string& problem) const {
     throw Error(where_ + ": field '" + key + "' " + problem);
@@ -58,7 +82,7 @@ class Reader {
 
 void check_activation(const Reader& r, const char* key, const std::string& value) {
   if (value != "gelu_pytorch_tanh" && value != "gelu" && value != "gelu_new" && value != "gelu_fast")
-    r.fail(key, "is '" + value + "'; supported: gelu_pytorch_tanh, gelu");
+    r.fail(key, "is '" + value + "'; supported: gelu_pytorch_tanh, gelu_new, gelu_fast (tanh approximation), gelu");
 }
 
 VisionConfig parse_vision(const json& object, const std::string& where) {
@@ -77,7 +101,7 @@ VisionConfig parse_vision(const json& object, const std::string& where) {
   v.num_channels = r.positive_int("num_channels", 3);
   v.image_size = r.positive_int("image_size", 224);
   v.patch_size = r.positive_int("patch_size", 16);
-  v.layer_norm_eps = r.get_float("layer_norm_eps", 1e-6f);
+  v.layer_norm_eps = r.positive_float("layer_norm_eps", 1e-6f);
   v.hidden_act = r.get_string("hidden_act", "gelu_pytorch_tanh");
   check_activation(r, "hidden_act", v.hidden_act);
   if (v.num_channels != 3) r.fail("num_channels", "must be 3 (RGB)");
@@ -93,9 +117,10 @@ float rope_theta_of(const Reader& r) {
   if (r.has("rope_parameters")) {
     const json& p = r.raw("rope_parameters");
     if (!p.is_object()) r.fail("rope_parameters", "must be an object");
-    std::string type = p.value("rope_type", std::string("default"));
+    Reader pr(p, r.where() + " rope_parameters");
+    std::string type = pr.get_string("rope_type", "default");
     if (type != "default") r.fail("rope_parameters", "has rope_type '" + type + "'; only default RoPE is supported");
-    if (p.contains("rope_theta")) theta = p["rope_theta"].get<float>();
+    theta = pr.get_float("rope_theta", theta);
   }
   if (r.has("rope_scaling")) {
     const json& s = r.raw("rope_scaling");
@@ -103,6 +128,7 @@ float rope_theta_of(const Reader& r) {
                                      : std::string("?");
     if (type != "default") r.fail("rope_scaling", "is set ('" + type + "'); RoPE scaling is not supported");
   }
+  if (!(theta > 0.0f) || !std::isfinite(theta)) r.fail("rope_theta", "must be a positive number");
   return theta;
 }
 
@@ -129,12 +155,14 @@ TextConfig parse_text(const json& object, const std::string& where) {
     t.num_heads = r.positive_int("num_attention_heads", 8);
     t.num_kv_heads = r.positive_int("num_key_value_heads", 4);
     t.hidden_act = r.get_string("hidden_activation", "gelu_pytorch_tanh");
-    t.query_pre_attn_scalar = r.get_float("query_pre_attn_scalar", 256.0f);
-    t.attn_logit_softcap = r.get_float("attn_logit_softcapping", 50.0f);
-    t.final_logit_softcap = r.get_float("final_logit_softcapping", 30.0f);
-    t.sliding_window = r.get_int("sliding_window", 4096);
-    if (r.has("query_pre_attn_scalar") && t.query_pre_attn_scalar <= 0)
-      r.fail("query_pre_attn_scalar", "must be positive");
+    t.query_pre_attn_scalar = r.positive_float("query_pre_attn_scalar", 256.0f);
+    // An explicit null switches a soft-cap or the window off (transformers: `if cap is not None`).
+    t.attn_logit_softcap = r.is_null("attn_logit_softcapping") ? 0.0f : r.get_float("attn_logit_softcapping", 50.0f);
+    t.final_logit_softcap =
+        r.is_null("final_logit_softcapping") ? 0.0f : r.get_float("final_logit_softcapping", 30.0f);
+    t.sliding_window = r.is_null("sliding_window") ? 0 : r.get_int("sliding_window", 4096);
+    if (t.attn_logit_softcap < 0) r.fail("attn_logit_softcapping", "must be >= 0 or null");
+    if (t.final_logit_softcap < 0) r.fail("final_logit_softcapping", "must be >= 0 or null");
   } else {
     r.fail("model_type", "is '" + t.model_type + "'; supported text models: gemma (PaliGemma 1), gemma2 (PaliGemma 2)");
   }
@@ -142,7 +170,7 @@ TextConfig parse_text(const json& object, const std::string& where) {
   t.head_dim = r.positive_int("head_dim", 256);
   t.vocab_size = r.positive_int("vocab_size", 256000);
   t.max_position_embeddings = r.positive_int("max_position_embeddings", 8192);
-  t.rms_norm_eps = r.get_float("rms_norm_eps", 1e-6f);
+  t.rms_norm_eps = r.positive_float("rms_norm_eps", 1e-6f);
   t.rope_theta = rope_theta_of(r);
   if (t.head_dim % 2 != 0) r.fail("head_dim", "must be even for rotary embeddings");
   if (t.num_heads % t.num_kv_heads != 0)
@@ -174,6 +202,12 @@ TextConfig parse_text(const json& object, const std::string& where) {
 
 }  // namespace
 
+bool ModelConfig::is_eos(int id) const {
+  for (int e : eos_token_ids)
+    if (e == id) return true;
+  return false;
+}
+
 float TextConfig::query_scale() const {
   float base = (arch == TextArch::Gemma2) ? query_pre_attn_scalar : static_cast<float>(head_dim);
   return 1.0f / std::sqrt(base);
@@ -202,21 +236,13 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   c.vision = parse_vision(root["vision_config"], source + " vision_config");
   c.image_token_index = r.get_int("image_token_index", r.get_int("image_token_id", 256000));
   c.projection_dim = r.positive_int("projection_dim", 2048);
-  // Token ids: the text config's, which is what generation uses; top-level as fallback.
+  // transformers' generate stops on the eos id(s) of the generation config, which come from
+  // the text config (the top-level value as fallback); an int or a list.
   Reader tr(root["text_config"], source + " text_config");
-  c.pad_token_id = tr.get_int("pad_token_id", r.get_int("pad_token_id", 0));
-  c.bos_token_id = tr.get_int("bos_token_id", r.get_int("bos_token_id", 2));
-  if (root["text_config"].contains("eos_token_id") && root["text_config"]["eos_token_id"].is_array())
-    c.eos_token_id = root["text_config"]["eos_token_id"][0].get<int>();
-  else
-    c.eos_token_id = tr.get_int("eos_token_id", r.has("eos_token_id") && root["eos_token_id"].is_number_integer()
-                                                      ? root["eos_token_id"].get<int>() : 1);
+  c.eos_token_ids = tr.has("eos_token_id") ? tr.int_list("eos_token_id", {1}) : r.int_list("eos_token_id", {1});
   if (c.projection_dim != c.text.hidden_size)
     r.fail("projection_dim", "(" + std::to_string(c.projection_dim) + ") must equal text_config.hidden_size (" +
                                  std::to_string(c.text.hidden_size) + ")");
-  if (c.image_token_index >= c.text.vocab_size)
-    r.fail("image_token_index", "(" + std::to_string(c.image_token_index) + ") is outside the vocabulary of " +
-                                    std::to_string(c.text.vocab_size));
   return c;
 }
 

@@ -76,6 +76,9 @@ void Model::decode(std::vector<DecoderStep>& steps) const {
       // Image positions of a prompt take the image features. A generated <image> id (a random
       // model may emit one) has no features and is embedded like text, as transformers does.
       if (id == config_.image_token_index && st.image_features) {
+        if (image_row >= st.image_rows)
+          throw Error("decoder step has more <image> tokens than the " + std::to_string(st.image_rows) +
+                      " image feature rows given");
         std::copy_n(st.image_features + static_cast<int64_t>(image_row++) * H, H, row);
         continue;
       }

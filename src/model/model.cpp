@@ -18,6 +18,8 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
   std::unique_ptr<Model> m(new Model());
   m->dir_ = model_dir;
   m->options_ = options;
+  if (options.threads < 0 || options.threads > 1024)
+    throw Error("threads must be between 0 (all cores) and 1024, not " + std::to_string(options.threads));
   if (options.threads > 0) {
     omp_set_num_threads(options.threads);
     openblas_set_num_threads(options.threads);
@@ -32,12 +34,6 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
   m->checkpoint_ = Checkpoint::open(model_dir);
   m->weights_ = load_weights(m->checkpoint_, m->config_);
   return m;
-}
-
-int64_t Model::parameter_count() const {
-  int64_t n = 0;
-  for (const auto& name : checkpoint_.names()) n += checkpoint_.get(name).numel();
-  return n;
 }
 
 }  // namespace pg

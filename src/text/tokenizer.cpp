@@ -44,7 +44,7 @@ std::string Tokenizer::decode(const std::vector<int>& ids) const {
   std::vector<int> kept;
   kept.reserve(ids.size());
   for (int id : ids)
-    if (id >= 0 && id < vocab_size() && !sp_->IsControl(id)) kept.push_back(id);
+    if (id >= 0 && id < vocab_size() && !sp_->IsControl(id) && !sp_->IsUnknown(id)) kept.push_back(id);
   std::string text;
   auto status = sp_->Decode(kept, &text);
   if (!status.ok()) throw Error("tokenizer " + path_ + " failed to decode ids: " + status.ToString());
