@@ -21,6 +21,8 @@
 #include "paligemma/tensor.h"
 #include "test_util.h"
 
+using pg::test::error_of;
+
 namespace {
 
 using pg::DType;
@@ -44,15 +46,6 @@ std::string raw_safetensors(const std::string& header, const std::string& data,
   return out + header + data;
 }
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const pg::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 
 #define EXPECT_HAS(haystack, needle) \
   EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << "message: " << (haystack)

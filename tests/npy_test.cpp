@@ -14,6 +14,8 @@
 #include "paligemma/npy.h"
 #include "test_util.h"
 
+using pg::test::error_of;
+
 namespace {
 
 std::string npy_fixture(const std::string& name) { return pg::test::fixture("npy/" + name); }
@@ -39,15 +41,6 @@ std::string npy_v1(const std::string& dict, const std::string& data) {
   return out + h + data;
 }
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const pg::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
 
 }  // namespace
 

@@ -2,6 +2,8 @@
 // Helpers shared by the tests: fixture paths, temporary directories, running the CLI.
 #include <string>
 
+#include "paligemma/error.h"
+
 namespace pg::test {
 
 std::string fixtures_dir();                       // tests/fixtures
@@ -24,6 +26,17 @@ struct CommandResult {
   int exit_code;
   std::string output;  // stdout and stderr together
 };
+// The message of the pg::Error that `fn` throws, or "<no error>".
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const pg::Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
 // Runs a shell command line and captures its output.
 CommandResult run_command(const std::string& command_line);
 

@@ -1,3 +1,4 @@
+#include "core/file.h"
 #include "paligemma/npy.h"
 
 #include <cerrno>
@@ -161,17 +162,6 @@ T load(const uint8_t* p) {
   return v;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    int err = errno;
-    throw Error("cannot open " + path + ": " + std::strerror(err));
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error("cannot read " + path);
-  return ss.str();
-}
 
 std::string shape_tuple(const std::vector<int64_t>& shape) {
   std::string out = "(";

@@ -1,3 +1,4 @@
+#include "core/file.h"
 #include "paligemma/checkpoint.h"
 
 #include <sys/stat.h>
@@ -41,23 +42,12 @@ std::string join(const std::string& dir, const std::string& name) {
   return dir + "/" + name;
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    int err = errno;
-    throw Error("cannot open " + path + ": " + std::strerror(err));
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error("cannot read " + path);
-  return ss.str();
-}
 
 // The shard list of model.safetensors.index.json: tensor name -> shard file name.
 std::map<std::string, std::string> read_weight_map(const std::string& index_path) {
   nlohmann::json index;
   try {
-    index = nlohmann::json::parse(read_text(index_path));
+    index = nlohmann::json::parse(read_file(index_path));
   } catch (const nlohmann::json::exception& e) {
     throw Error(index_path + " is not valid JSON: " + e.what());
   }

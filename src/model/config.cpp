@@ -3,6 +3,8 @@
 // 5.23): save_pretrained omits fields equal to them, so released files rely on them.
 #include "paligemma/config.h"
 
+#include "core/file.h"
+
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -248,11 +250,13 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 
 ModelConfig load_model_config(const std::string& model_dir) {
   std::string path = model_dir + "/config.json";
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot open " + path + " (is '" + model_dir + "' a Hugging Face model directory?)");
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_model_config(text.str(), path);
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " (is '" + model_dir + "' a Hugging Face model directory?)");
+  }
+  return parse_model_config(text, path);
 }
 
 }  // namespace pg
