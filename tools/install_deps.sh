@@ -12,6 +12,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libsentencepiece-dev \
   nlohmann-json3-dev libcli11-dev \
   libstb-dev libjpeg-dev libpng-dev libwebp-dev libgif-dev libexif-dev \
-  libopenblas-dev \
+  libopenblas-dev libzip-dev \
   fonts-dejavu-core >/dev/null
 echo "dependencies installed"
