@@ -118,3 +118,47 @@ TEST(Cli, InfoDescribesTheCheckpoint) {
 
 }  // namespace
 }  // namespace pg
+
+namespace pg {
+namespace {
+
+TEST(Cli, ParseAnswerWithoutAModel) {
+  // rocket.jpg is 640x427: boxes come back in its pixels (demo bins: v / 1024 * size).
+  auto r = test::run_command(test::cli_path() + " parse --image " + test::fixture("photos/rocket.jpg") +
+                             " --text '<loc0100><loc0200><loc0800><loc0900> rocket ; <loc0001><loc0002> junk'");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output);
+  ASSERT_EQ(j["objects"].size(), 1u);
+  EXPECT_EQ(j["objects"][0]["label"], "rocket");
+  EXPECT_DOUBLE_EQ(j["objects"][0]["box"][0].get<double>(), 200.0 / 1024 * 640);
+  EXPECT_DOUBLE_EQ(j["objects"][0]["box"][1].get<double>(), 100.0 / 1024 * 427);
+  EXPECT_DOUBLE_EQ(j["objects"][0]["box"][2].get<double>(), 900.0 / 1024 * 640);
+  EXPECT_DOUBLE_EQ(j["objects"][0]["box"][3].get<double>(), 800.0 / 1024 * 427);
+  ASSERT_EQ(j["skipped"].size(), 1u);
+  EXPECT_NE(j["skipped"][0]["reason"].get<std::string>().find("found 2"), std::string::npos);
+
+  auto big = test::run_command(test::cli_path() + " parse --width 1023 --height 1023 --bins bigvision" +
+                               " --text '<loc0000><loc0000><loc1023><loc1023>'");
+  ASSERT_EQ(big.exit_code, 0) << big.output;
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(big.output)["objects"][0]["box"][2].get<double>(), 1023.0);
+  auto bad = test::run_command(test::cli_path() + " parse --text '<loc0001>'");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--width"), std::string::npos) << bad.output;
+}
+
+TEST(Cli, RunJsonReportsObjectsForLocAnswers) {
+  // The random fixture's answers to "detect" are not well-formed objects; whatever they are,
+  // --json must carry the parse (objects + skipped pieces with reasons) for an answer with <loc>.
+  auto r = test::run_command(test::cli_path() + " run --quiet --model " + test::fixture("models/pg1_mqa") +
+                             " --image " + test::fixture("photos/chelsea.png") +
+                             " --prompt 'detect cat' --max-new-tokens 8 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output);
+  // Greedy on this fixture is deterministic and emits <loc> tokens after stray text.
+  ASSERT_NE(j["text"].get<std::string>().find("<loc"), std::string::npos) << j["text"];
+  ASSERT_TRUE(j.contains("objects"));
+  EXPECT_GE(j["objects"].size() + j["skipped"].size(), 1u);
+}
+
+}  // namespace
+}  // namespace pg

@@ -1,6 +1,7 @@
 #pragma once
 // NumPy .npy files: written by `paligemma run --dump` so anyone can diff against
 // transformers, and read by the tests to load golden data made by tools/golden.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,6 +19,9 @@ struct NpyArray {
 };
 
 NpyArray read_npy(const std::string& path);
+// The same parser on an in-memory .npy image (e.g. a member of a .npz); `name` prefixes
+// every error message exactly as the path does for read_npy.
+NpyArray parse_npy(const uint8_t* data, size_t size, const std::string& name);
 void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape);
 void write_npy(const std::string& path, const int64_t* data, const std::vector<int64_t>& shape);
 void write_npy(const std::string& path, const uint8_t* data, const std::vector<int64_t>& shape);

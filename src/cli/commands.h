@@ -10,5 +10,6 @@ using Runner = std::function<int()>;
 
 Runner add_run_command(CLI::App& app);
 Runner add_info_command(CLI::App& app);
+Runner add_parse_command(CLI::App& app);
 
 }  // namespace pg::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("paligemma.cpp 0.1.0"));
   pg::cli::Runner run = pg::cli::add_run_command(app);
   pg::cli::Runner info = pg::cli::add_info_command(app);
+  pg::cli::Runner parse = pg::cli::add_parse_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("run")) return run();
     if (app.got_subcommand("info")) return info();
+    if (app.got_subcommand("parse")) return parse();
   } catch (const pg::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -7,6 +7,8 @@
 
 #include "cli/commands.h"
 #include "cli/model_flags.h"
+#include "cli/objects_json.h"
+#include "paligemma/structured.h"
 #include "paligemma/error.h"
 #include "paligemma/generate.h"
 #include "paligemma/image.h"
@@ -26,6 +28,7 @@ struct RunArgs {
   std::string resize = "bicubic";
   bool json = false;
   std::string dump_dir;
+  std::string bins = "demo";
 };
 
 struct Job {
@@ -90,7 +93,8 @@ void dump(const std::string& dir, const Model& model, const Request& req, const 
             {static_cast<int64_t>(res.tokens.size()), static_cast<int64_t>(model.vocab_size())});
 }
 
-nlohmann::json result_json(const Model& model, const Result& r, double load_s) {
+nlohmann::json result_json(const Model& model, const Result& r, double load_s, int image_width, int image_height,
+                           Bins bins) {
   nlohmann::json j;
   j["text"] = r.text;
   j["tokens"] = r.tokens;
@@ -101,6 +105,12 @@ nlohmann::json result_json(const Model& model, const Result& r, double load_s) {
   j["score"] = r.score;
   j["stop_reason"] = r.stop_reason;
   j["prompt_tokens"] = r.prompt_ids.size();
+  // Boxes (and seg codes) when the answer has <loc> tokens, in the first image's pixels.
+  if (image_width > 0 && r.text.find("<loc") != std::string::npos) {
+    nlohmann::json o = objects_json(parse_result(r, model.tokenizer(), image_width, image_height, bins));
+    j["objects"] = o["objects"];
+    j["skipped"] = o["skipped"];
+  }
   const Timings& t = r.timings;
   j["timings"] = {
       {"load_s", load_s},
@@ -168,12 +178,17 @@ int run(const RunArgs& a) {
       dump(results.size() == 1 ? a.dump_dir : a.dump_dir + "/request_" + std::to_string(i), *model, requests[i],
            results[i]);
   }
+  const Bins bins = parse_bins(a.bins);
+  auto size_of = [&](size_t job) {
+    return images[job].empty() ? std::make_pair(0, 0) : std::make_pair(images[job][0].width, images[job][0].height);
+  };
   if (a.json) {
     if (results.size() == 1) {
-      std::cout << result_json(*model, results[0], load_s).dump(2) << "\n";
+      std::cout << result_json(*model, results[0], load_s, size_of(0).first, size_of(0).second, bins).dump(2) << "\n";
     } else {
       nlohmann::json arr = nlohmann::json::array();
-      for (const auto& r : results) arr.push_back(result_json(*model, r, load_s));
+      for (size_t i = 0; i < results.size(); ++i)
+        arr.push_back(result_json(*model, results[i], load_s, size_of(i).first, size_of(i).second, bins));
       std::cout << arr.dump(2) << "\n";
     }
   } else {
@@ -206,7 +221,10 @@ Runner add_run_command(CLI::App& app) {
   cmd->add_flag("--no-eos-stop{false}", args->gen.stop_at_eos, "Keep generating past <eos>");
   cmd->add_option("--resize", args->resize, "Resize filter: bicubic (transformers/PIL) or bilinear (big_vision)")
       ->capture_default_str();
-  cmd->add_flag("--json", args->json, "Print text, tokens, log-probs and timings as JSON");
+  cmd->add_flag("--json", args->json,
+                "Print text, tokens, log-probs, timings, and for detect/segment answers the objects, as JSON");
+  cmd->add_option("--bins", args->bins, "Box convention: demo (bin / 1024 * size) or bigvision (bin / 1023 * size)")
+      ->capture_default_str();
   cmd->add_option("--dump", args->dump_dir,
                   "Write pixel_values, image_features, input_ids, generated_ids and step_logits as .npy files");
   return [args] { return run(*args); };

@@ -320,7 +320,24 @@ std::vector<int64_t> NpyArray::as_i64() const {
 
 NpyArray read_npy(const std::string& path) {
   const std::string file = read_file(path);
-  const uint8_t* bytes = reinterpret_cast<const uint8_t*>(file.data());
+  return parse_npy(reinterpret_cast<const uint8_t*>(file.data()), file.size(), path);
+}
+
+NpyArray parse_npy(const uint8_t* data_begin, size_t size, const std::string& name) {
+  // `path` names the source in every message: a file path, or "archive.npz:member.npy".
+  const std::string& path = name;
+  const uint8_t* bytes = data_begin;
+  // The parsing below only needs size() and substr() of the whole image.
+  struct View {
+    const uint8_t* p;
+    size_t n;
+    size_t size() const { return n; }
+    const char* data() const { return reinterpret_cast<const char*>(p); }
+    std::string substr(size_t pos, size_t len) const {
+      return std::string(reinterpret_cast<const char*>(p) + pos, len);
+    }
+  } file{data_begin, size};
+  if (size > 0 && data_begin == nullptr) throw Error(path + ": no data");
   if (file.size() < kMagicLen + 2 || std::memcmp(file.data(), kMagic, kMagicLen) != 0) {
     throw Error(path + " is not a .npy file (it does not start with the \\x93NUMPY magic)");
   }

@@ -1,0 +1,34 @@
+#pragma once
+// NumPy .npz archives (np.savez: stored; np.savez_compressed: deflated): a zip whose members
+// are .npy files. Read whole, through libzip, each member parsed by pg::parse_npy. Used for
+// big_vision's mask VQ-VAE weights (vae-oid.npz) and test fixtures.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "paligemma/npy.h"
+
+namespace pg {
+
+class Npz {
+ public:
+  // Reads every "*.npy" member (other members are ignored); the key is the member name
+  // without ".npy", as numpy's np.load(...)[key]. Throws pg::Error naming the file when it
+  // is missing, not a zip, or a member cannot be read or parsed ("FILE:MEMBER: ...").
+  static Npz read(const std::string& path);
+
+  const std::string& path() const { return path_; }
+  bool contains(const std::string& key) const { return arrays_.count(key) != 0; }
+  // Throws pg::Error "FILE has no array 'KEY'" when absent.
+  const NpyArray& get(const std::string& key) const;
+  std::vector<std::string> keys() const;  // sorted
+  size_t size() const { return arrays_.size(); }
+
+ private:
+  std::string path_;
+  std::map<std::string, NpyArray> arrays_;
+};
+
+inline Npz read_npz(const std::string& path) { return Npz::read(path); }
+
+}  // namespace pg

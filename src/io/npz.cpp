@@ -1,0 +1,101 @@
+#include "paligemma/npz.h"
+
+#include <zip.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <sys/stat.h>
+
+#include "paligemma/error.h"
+
+namespace pg {
+
+namespace {
+
+struct ZipCloser {
+  void operator()(zip_t* z) const { zip_discard(z); }  // read-only: nothing to write back
+};
+struct ZipFileCloser {
+  void operator()(zip_file_t* f) const { zip_fclose(f); }
+};
+
+std::string zip_code_message(int code) {
+  zip_error_t err;
+  zip_error_init_with_code(&err, code);
+  std::string msg = zip_error_strerror(&err);
+  zip_error_fini(&err);
+  return msg;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+Npz Npz::read(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int e = errno;
+    throw Error("cannot open " + path + ": " + std::strerror(e));
+  }
+  if (S_ISDIR(st.st_mode)) throw Error("cannot open " + path + ": it is a directory, not a .npz file");
+
+  int code = 0;
+  std::unique_ptr<zip_t, ZipCloser> archive(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code));
+  if (!archive) {
+    if (code == ZIP_ER_NOZIP || code == ZIP_ER_INCONS)
+      throw Error(path + " is not a .npz file (not a valid zip archive: " + zip_code_message(code) + ")");
+    throw Error("cannot open " + path + " as a .npz (zip) archive: " + zip_code_message(code));
+  }
+
+  Npz npz;
+  npz.path_ = path;
+  const zip_int64_t n = zip_get_num_entries(archive.get(), 0);
+  for (zip_int64_t i = 0; i < n; ++i) {
+    zip_stat_t zs;
+    zip_stat_init(&zs);
+    if (zip_stat_index(archive.get(), static_cast<zip_uint64_t>(i), 0, &zs) != 0 || !(zs.valid & ZIP_STAT_NAME))
+      throw Error(path + ": cannot read zip entry " + std::to_string(i) + ": " + zip_strerror(archive.get()));
+    const std::string member = zs.name;
+    if (!ends_with(member, ".npy")) continue;
+    const std::string where = path + ":" + member;
+    if (!(zs.valid & ZIP_STAT_SIZE)) throw Error(where + ": the zip entry has no size");
+    std::unique_ptr<zip_file_t, ZipFileCloser> f(zip_fopen_index(archive.get(), static_cast<zip_uint64_t>(i), 0));
+    if (!f) throw Error(where + ": cannot open the zip member: " + zip_strerror(archive.get()));
+    std::vector<uint8_t> data(static_cast<size_t>(zs.size));
+    size_t got = 0;
+    while (got < data.size()) {
+      const zip_int64_t r = zip_fread(f.get(), data.data() + got, data.size() - got);
+      if (r < 0) throw Error(where + ": cannot read the zip member: " + zip_file_strerror(f.get()));
+      if (r == 0) break;
+      got += static_cast<size_t>(r);
+    }
+    if (got != data.size())
+      throw Error(where + ": the zip member is truncated (" + std::to_string(got) + " of " +
+                  std::to_string(data.size()) + " bytes)");
+    // Check the stream end (libzip verifies the CRC when the whole member has been read).
+    uint8_t extra;
+    if (zip_fread(f.get(), &extra, 1) < 0)
+      throw Error(where + ": cannot read the zip member: " + zip_file_strerror(f.get()));
+    std::string key = member.substr(0, member.size() - 4);
+    npz.arrays_[key] = parse_npy(data.data(), data.size(), where);
+  }
+  return npz;
+}
+
+const NpyArray& Npz::get(const std::string& key) const {
+  auto it = arrays_.find(key);
+  if (it == arrays_.end()) throw Error(path_ + " has no array '" + key + "'");
+  return it->second;
+}
+
+std::vector<std::string> Npz::keys() const {
+  std::vector<std::string> out;
+  out.reserve(arrays_.size());
+  for (const auto& [k, v] : arrays_) out.push_back(k);
+  return out;
+}
+
+}  // namespace pg
