@@ -1,0 +1,44 @@
+#include <algorithm>
+#include <cmath>
+
+#include "paligemma/error.h"
+#include "paligemma/segmentation.h"
+
+namespace pg {
+
+PixelBox pixel_box(const Box& box) {
+  PixelBox p;
+  p.x1 = static_cast<int>(std::lround(box.x0));
+  p.y1 = static_cast<int>(std::lround(box.y0));
+  p.x2 = std::max(p.x1 + 1, static_cast<int>(std::lround(box.x1)));
+  p.y2 = std::max(p.y1 + 1, static_cast<int>(std::lround(box.y1)));
+  return p;
+}
+
+std::vector<std::optional<BinaryMask>> decode_masks(const ParsedAnswer& answer, const MaskCodec& codec,
+                                                    int image_width, int image_height) {
+  std::vector<std::optional<BinaryMask>> out;
+  for (const ParsedObject& o : answer.objects) {
+    if (!o.seg) {
+      out.emplace_back(std::nullopt);
+      continue;
+    }
+    BinaryMask m;
+    m.width = image_width;
+    m.height = image_height;
+    m.data = mask_in_box(codec.decode_logits(*o.seg), pixel_box(o.box), image_width, image_height);
+    out.emplace_back(std::move(m));
+  }
+  return out;
+}
+
+std::array<int, 16> encode_mask(const MaskCodec& codec, const BinaryMask& mask, const Box& box) {
+  if (mask.width <= 0 || mask.height <= 0 ||
+      mask.data.size() != static_cast<size_t>(mask.width) * static_cast<size_t>(mask.height))
+    throw Error("encode_mask: the mask must hold width x height values");
+  std::vector<uint8_t> scaled(mask.data.size());
+  for (size_t i = 0; i < scaled.size(); ++i) scaled[i] = mask.data[i] ? 255 : 0;  // big_vision's uint8 masks
+  return codec.encode(mask_to_64(scaled.data(), mask.width, mask.height, pixel_box(box)));
+}
+
+}  // namespace pg
