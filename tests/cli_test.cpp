@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -158,6 +159,47 @@ TEST(Cli, RunJsonReportsObjectsForLocAnswers) {
   ASSERT_NE(j["text"].get<std::string>().find("<loc"), std::string::npos) << j["text"];
   ASSERT_TRUE(j.contains("objects"));
   EXPECT_GE(j["objects"].size() + j["skipped"].size(), 1u);
+}
+
+}  // namespace
+}  // namespace pg
+
+namespace pg {
+namespace {
+
+std::string seg_answer() {
+  std::string codes;
+  for (int c : {105, 30, 52, 105, 64, 67, 45, 126, 105, 64, 61, 21, 45, 126, 52, 45}) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "<seg%03d>", c);
+    codes += buf;
+  }
+  return "<loc0100><loc0300><loc1000><loc0700>" + codes + " cat ; <loc0050><loc0050><loc0300><loc0250> ear";
+}
+
+TEST(Cli, ParseSegmentAnswerWithMasksAndAnnotation) {
+  test::TempDir out;
+  const std::string base = test::cli_path() + " parse --image " + test::fixture("photos/chelsea.png") + " --text '" +
+                           seg_answer() + "'";
+  auto missing = test::run_command(base);
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.output.find("--vae"), std::string::npos) << missing.output;
+
+  auto r = test::run_command(base + " --vae " + test::fixture("vae/vae_deflated.npz") + " --annotate " +
+                             out.file("annotated.png") + " --masks " + out.file("masks"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output);
+  ASSERT_EQ(j["objects"].size(), 2u);
+  EXPECT_TRUE(j["objects"][0].contains("mask"));
+  EXPECT_EQ(j["objects"][0]["mask"]["size"], nlohmann::json({300, 451}));  // COCO: [height, width]
+  EXPECT_FALSE(j["objects"][1].contains("mask"));  // a plain detection
+  EXPECT_TRUE(fs::exists(out.file("annotated.png")));
+  EXPECT_TRUE(fs::exists(out.file("masks/mask_0.png")));
+  EXPECT_FALSE(fs::exists(out.file("masks/mask_1.png")));
+
+  auto bad_vae = test::run_command(base + " --vae /no/such/vae.npz");
+  EXPECT_NE(bad_vae.exit_code, 0);
+  EXPECT_NE(bad_vae.output.find("/no/such/vae.npz"), std::string::npos) << bad_vae.output;
 }
 
 }  // namespace

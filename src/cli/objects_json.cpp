@@ -1,8 +1,13 @@
 #include "cli/objects_json.h"
 
 #include <cmath>
+#include <filesystem>
 
+#include "paligemma/annotate.h"
 #include "paligemma/error.h"
+#include "paligemma/mask_codec.h"
+#include "paligemma/rle.h"
+#include "paligemma/segmentation.h"
 
 namespace pg::cli {
 
@@ -12,10 +17,25 @@ Bins parse_bins(const std::string& name) {
   throw Error("--bins must be demo (bin / 1024 * size) or bigvision (bin / 1023 * size), not '" + name + "'");
 }
 
-nlohmann::json objects_json(const ParsedAnswer& answer) {
+StructuredOutput structure_answer(ParsedAnswer answer, const std::string& vae_path, int width, int height) {
+  StructuredOutput out;
+  out.answer = std::move(answer);
+  bool any_seg = false;
+  for (const auto& o : out.answer.objects) any_seg |= o.seg.has_value();
+  if (any_seg) {
+    if (vae_path.empty())
+      throw Error("the answer has <seg> codes: pass --vae PATH (big_vision's vae-oid.npz) to decode its masks");
+    MaskCodec codec = MaskCodec::load(vae_path);
+    out.masks = decode_masks(out.answer, codec, width, height);
+  }
+  return out;
+}
+
+nlohmann::json objects_json(const StructuredOutput& out) {
   auto number_or_null = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
   nlohmann::json objects = nlohmann::json::array();
-  for (const ParsedObject& o : answer.objects) {
+  for (size_t i = 0; i < out.answer.objects.size(); ++i) {
+    const ParsedObject& o = out.answer.objects[i];
     nlohmann::json j;
     j["label"] = o.label;
     j["box"] = {o.box.x0, o.box.y0, o.box.x1, o.box.y1};
@@ -24,11 +44,39 @@ nlohmann::json objects_json(const ParsedAnswer& answer) {
     if (o.seg) j["seg"] = *o.seg;
     j["confidence"] = number_or_null(o.confidence);
     j["label_confidence"] = number_or_null(o.label_confidence);
+    if (i < out.masks.size() && out.masks[i]) {
+      CocoRle rle = rle_encode(*out.masks[i]);
+      j["mask"] = {{"size", {rle.height, rle.width}}, {"counts", rle_to_string(rle)}};
+    }
     objects.push_back(j);
   }
   nlohmann::json skipped = nlohmann::json::array();
-  for (const SkippedPiece& s : answer.skipped) skipped.push_back({{"text", s.text}, {"reason", s.reason}});
+  for (const SkippedPiece& s : out.answer.skipped) skipped.push_back({{"text", s.text}, {"reason", s.reason}});
   return {{"objects", objects}, {"skipped", skipped}};
+}
+
+void write_visual_outputs(const StructuredOutput& out, const Image& image, const std::string& annotate_path,
+                          const std::string& masks_dir) {
+  if (!annotate_path.empty()) {
+    std::vector<Annotation> items;
+    for (size_t i = 0; i < out.answer.objects.size(); ++i) {
+      const ParsedObject& o = out.answer.objects[i];
+      Annotation a;
+      a.label = o.label;
+      a.box = o.box;
+      a.confidence = o.confidence;
+      if (i < out.masks.size() && out.masks[i]) a.mask = &*out.masks[i];
+      items.push_back(a);
+    }
+    write_png(annotate_path, annotate_image(image, items));
+  }
+  if (!masks_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(masks_dir, ec);
+    if (ec) throw Error("--masks: cannot create directory " + masks_dir + ": " + ec.message());
+    for (size_t i = 0; i < out.masks.size(); ++i)
+      if (out.masks[i]) write_mask_png(masks_dir + "/mask_" + std::to_string(i) + ".png", *out.masks[i]);
+  }
 }
 
 }  // namespace pg::cli

@@ -15,19 +15,23 @@ struct ParseArgs {
   int width = 0, height = 0;
   std::string text;
   std::string bins = "demo";
+  std::string vae, annotate, masks;
 };
 
 int parse(const ParseArgs& a) {
   int w = a.width, h = a.height;
+  Image img;
   if (!a.image.empty()) {
     if (w || h) throw Error("use either --image or --width/--height, not both");
-    Image img = load_image(a.image);
+    img = load_image(a.image);
     w = img.width;
     h = img.height;
   }
   if (w <= 0 || h <= 0) throw Error("give --image, or --width and --height (> 0), for the original image size");
-  ParsedAnswer answer = parse_answer(a.text, w, h, ParseOptions{parse_bins(a.bins), {}});
-  nlohmann::json j = objects_json(answer);
+  if (a.image.empty() && !a.annotate.empty()) throw Error("--annotate needs --image");
+  StructuredOutput out = structure_answer(parse_answer(a.text, w, h, ParseOptions{parse_bins(a.bins), {}}), a.vae, w, h);
+  write_visual_outputs(out, img, a.annotate, a.masks);
+  nlohmann::json j = objects_json(out);
   j["image_size"] = {w, h};
   std::cout << j.dump(2) << "\n";
   return 0;
@@ -44,6 +48,9 @@ Runner add_parse_command(CLI::App& app) {
   cmd->add_option("--text", args->text, "The answer, e.g. \"<loc0100><loc0200><loc0800><loc0900> cat\"")->required();
   cmd->add_option("--bins", args->bins, "demo: bin / 1024 * size (Google's demo); bigvision: bin / 1023 * size")
       ->capture_default_str();
+  cmd->add_option("--vae", args->vae, "big_vision's vae-oid.npz, to decode <seg> codes into masks");
+  cmd->add_option("--annotate", args->annotate, "Write the image with boxes, labels and masks to this PNG");
+  cmd->add_option("--masks", args->masks, "Write one PNG per decoded mask into this directory");
   return [args] { return parse(*args); };
 }
 

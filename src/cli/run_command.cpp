@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/model_flags.h"
@@ -29,6 +30,7 @@ struct RunArgs {
   bool json = false;
   std::string dump_dir;
   std::string bins = "demo";
+  std::string vae, annotate, masks;
 };
 
 struct Job {
@@ -93,8 +95,7 @@ void dump(const std::string& dir, const Model& model, const Request& req, const 
             {static_cast<int64_t>(res.tokens.size()), static_cast<int64_t>(model.vocab_size())});
 }
 
-nlohmann::json result_json(const Model& model, const Result& r, double load_s, int image_width, int image_height,
-                           Bins bins) {
+nlohmann::json result_json(const Model& model, const Result& r, double load_s, const StructuredOutput* objects) {
   nlohmann::json j;
   j["text"] = r.text;
   j["tokens"] = r.tokens;
@@ -105,9 +106,8 @@ nlohmann::json result_json(const Model& model, const Result& r, double load_s, i
   j["score"] = r.score;
   j["stop_reason"] = r.stop_reason;
   j["prompt_tokens"] = r.prompt_ids.size();
-  // Boxes (and seg codes) when the answer has <loc> tokens, in the first image's pixels.
-  if (image_width > 0 && r.text.find("<loc") != std::string::npos) {
-    nlohmann::json o = objects_json(parse_result(r, model.tokenizer(), image_width, image_height, bins));
+  if (objects) {
+    nlohmann::json o = objects_json(*objects);
     j["objects"] = o["objects"];
     j["skipped"] = o["skipped"];
   }
@@ -178,17 +178,28 @@ int run(const RunArgs& a) {
       dump(results.size() == 1 ? a.dump_dir : a.dump_dir + "/request_" + std::to_string(i), *model, requests[i],
            results[i]);
   }
+  // Boxes (and masks) when an answer has <loc> tokens, in the pixels of its first image.
   const Bins bins = parse_bins(a.bins);
-  auto size_of = [&](size_t job) {
-    return images[job].empty() ? std::make_pair(0, 0) : std::make_pair(images[job][0].width, images[job][0].height);
-  };
+  std::vector<std::optional<StructuredOutput>> structured(results.size());
+  for (size_t i = 0; i < results.size(); ++i) {
+    const bool wanted = a.json || !a.annotate.empty() || !a.masks.empty();
+    if (!wanted || images[i].empty() || results[i].text.find("<loc") == std::string::npos) continue;
+    const Image& img = images[i][0];
+    structured[i] = structure_answer(parse_result(results[i], model->tokenizer(), img.width, img.height, bins),
+                                     a.vae, img.width, img.height);
+  }
+  if (!a.annotate.empty() || !a.masks.empty()) {
+    if (results.size() != 1 || images[0].empty()) throw Error("--annotate and --masks need one request with an image");
+    StructuredOutput none;
+    write_visual_outputs(structured[0] ? *structured[0] : none, images[0][0], a.annotate, a.masks);
+  }
+  auto objects_of = [&](size_t i) { return structured[i] ? &*structured[i] : nullptr; };
   if (a.json) {
     if (results.size() == 1) {
-      std::cout << result_json(*model, results[0], load_s, size_of(0).first, size_of(0).second, bins).dump(2) << "\n";
+      std::cout << result_json(*model, results[0], load_s, objects_of(0)).dump(2) << "\n";
     } else {
       nlohmann::json arr = nlohmann::json::array();
-      for (size_t i = 0; i < results.size(); ++i)
-        arr.push_back(result_json(*model, results[i], load_s, size_of(i).first, size_of(i).second, bins));
+      for (size_t i = 0; i < results.size(); ++i) arr.push_back(result_json(*model, results[i], load_s, objects_of(i)));
       std::cout << arr.dump(2) << "\n";
     }
   } else {
@@ -223,6 +234,9 @@ Runner add_run_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--json", args->json,
                 "Print text, tokens, log-probs, timings, and for detect/segment answers the objects, as JSON");
+  cmd->add_option("--vae", args->vae, "big_vision's vae-oid.npz, to decode the masks of segment answers");
+  cmd->add_option("--annotate", args->annotate, "Write the image with boxes, labels and masks to this PNG");
+  cmd->add_option("--masks", args->masks, "Write one PNG per decoded mask into this directory");
   cmd->add_option("--bins", args->bins, "Box convention: demo (bin / 1024 * size) or bigvision (bin / 1023 * size)")
       ->capture_default_str();
   cmd->add_option("--dump", args->dump_dir,
