@@ -21,6 +21,17 @@ PixelBox pixel_box(const Box& box);
 std::vector<std::optional<BinaryMask>> decode_masks(const ParsedAnswer& answer, const MaskCodec& codec,
                                                     int image_width, int image_height);
 
+// An answer as objects: boxes (parse_answer / parse_result) and, for objects with <seg> codes,
+// their decoded masks. `codec` may be null when the answer has no <seg> codes; an answer with
+// codes and no codec throws pg::Error saying a VQ-VAE (vae-oid.npz) is needed.
+struct DetectedObjects {
+  ParsedAnswer answer;
+  std::vector<std::optional<BinaryMask>> masks;  // one per object when decoded, else empty
+};
+DetectedObjects detect_objects(ParsedAnswer answer, const MaskCodec* codec, int image_width, int image_height);
+DetectedObjects detect_objects(const Result& result, const Tokenizer& tokenizer, const MaskCodec* codec,
+                               int image_width, int image_height, Bins bins = Bins::Demo);
+
 // The codes of `mask` (same size as the original image, nonzero inside) within `box`: the
 // encoder side of segmentation targets (segmentation_target in structured.h takes them).
 std::array<int, 16> encode_mask(const MaskCodec& codec, const BinaryMask& mask, const Box& box);

@@ -7,7 +7,6 @@
 #include "paligemma/error.h"
 #include "paligemma/mask_codec.h"
 #include "paligemma/rle.h"
-#include "paligemma/segmentation.h"
 
 namespace pg::cli {
 
@@ -17,21 +16,12 @@ Bins parse_bins(const std::string& name) {
   throw Error("--bins must be demo (bin / 1024 * size) or bigvision (bin / 1023 * size), not '" + name + "'");
 }
 
-StructuredOutput structure_answer(ParsedAnswer answer, const std::string& vae_path, int width, int height) {
-  StructuredOutput out;
-  out.answer = std::move(answer);
-  bool any_seg = false;
-  for (const auto& o : out.answer.objects) any_seg |= o.seg.has_value();
-  if (any_seg) {
-    if (vae_path.empty())
-      throw Error("the answer has <seg> codes: pass --vae PATH (big_vision's vae-oid.npz) to decode its masks");
-    MaskCodec codec = MaskCodec::load(vae_path);
-    out.masks = decode_masks(out.answer, codec, width, height);
-  }
-  return out;
+std::unique_ptr<MaskCodec> load_codec(const std::string& vae_path) {
+  if (vae_path.empty()) return nullptr;
+  return std::make_unique<MaskCodec>(MaskCodec::load(vae_path));
 }
 
-nlohmann::json objects_json(const StructuredOutput& out) {
+nlohmann::json objects_json(const DetectedObjects& out) {
   auto number_or_null = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
   nlohmann::json objects = nlohmann::json::array();
   for (size_t i = 0; i < out.answer.objects.size(); ++i) {
@@ -55,7 +45,7 @@ nlohmann::json objects_json(const StructuredOutput& out) {
   return {{"objects", objects}, {"skipped", skipped}};
 }
 
-void write_visual_outputs(const StructuredOutput& out, const Image& image, const std::string& annotate_path,
+void write_visual_outputs(const DetectedObjects& out, const Image& image, const std::string& annotate_path,
                           const std::string& masks_dir) {
   if (!annotate_path.empty()) {
     std::vector<Annotation> items;

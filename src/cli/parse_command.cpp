@@ -29,7 +29,8 @@ int parse(const ParseArgs& a) {
   }
   if (w <= 0 || h <= 0) throw Error("give --image, or --width and --height (> 0), for the original image size");
   if (a.image.empty() && !a.annotate.empty()) throw Error("--annotate needs --image");
-  StructuredOutput out = structure_answer(parse_answer(a.text, w, h, ParseOptions{parse_bins(a.bins), {}}), a.vae, w, h);
+  auto codec = load_codec(a.vae);
+  DetectedObjects out = detect_objects(parse_answer(a.text, w, h, ParseOptions{parse_bins(a.bins), {}}), codec.get(), w, h);
   write_visual_outputs(out, img, a.annotate, a.masks);
   nlohmann::json j = objects_json(out);
   j["image_size"] = {w, h};

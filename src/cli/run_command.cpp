@@ -95,7 +95,7 @@ void dump(const std::string& dir, const Model& model, const Request& req, const 
             {static_cast<int64_t>(res.tokens.size()), static_cast<int64_t>(model.vocab_size())});
 }
 
-nlohmann::json result_json(const Model& model, const Result& r, double load_s, const StructuredOutput* objects) {
+nlohmann::json result_json(const Model& model, const Result& r, double load_s, const DetectedObjects* objects) {
   nlohmann::json j;
   j["text"] = r.text;
   j["tokens"] = r.tokens;
@@ -159,6 +159,8 @@ int run(const RunArgs& a) {
     for (const auto& path : job.images) images.back().push_back(load_image(path));
   }
 
+  auto codec = load_codec(a.vae);  // a bad --vae fails before any model work
+
   auto t0 = std::chrono::steady_clock::now();
   auto model = load_model_with_progress(a.model);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -180,17 +182,16 @@ int run(const RunArgs& a) {
   }
   // Boxes (and masks) when an answer has <loc> tokens, in the pixels of its first image.
   const Bins bins = parse_bins(a.bins);
-  std::vector<std::optional<StructuredOutput>> structured(results.size());
+  std::vector<std::optional<DetectedObjects>> structured(results.size());
   for (size_t i = 0; i < results.size(); ++i) {
     const bool wanted = a.json || !a.annotate.empty() || !a.masks.empty();
     if (!wanted || images[i].empty() || results[i].text.find("<loc") == std::string::npos) continue;
     const Image& img = images[i][0];
-    structured[i] = structure_answer(parse_result(results[i], model->tokenizer(), img.width, img.height, bins),
-                                     a.vae, img.width, img.height);
+    structured[i] = detect_objects(results[i], model->tokenizer(), codec.get(), img.width, img.height, bins);
   }
   if (!a.annotate.empty() || !a.masks.empty()) {
     if (results.size() != 1 || images[0].empty()) throw Error("--annotate and --masks need one request with an image");
-    StructuredOutput none;
+    DetectedObjects none;
     write_visual_outputs(structured[0] ? *structured[0] : none, images[0][0], a.annotate, a.masks);
   }
   auto objects_of = [&](size_t i) { return structured[i] ? &*structured[i] : nullptr; };

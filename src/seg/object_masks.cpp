@@ -32,6 +32,23 @@ std::vector<std::optional<BinaryMask>> decode_masks(const ParsedAnswer& answer, 
   return out;
 }
 
+DetectedObjects detect_objects(ParsedAnswer answer, const MaskCodec* codec, int image_width, int image_height) {
+  DetectedObjects out;
+  out.answer = std::move(answer);
+  bool any_seg = false;
+  for (const auto& o : out.answer.objects) any_seg |= o.seg.has_value();
+  if (!any_seg) return out;
+  if (!codec) throw Error("the answer has <seg> codes: a VQ-VAE (big_vision's vae-oid.npz, --vae) is needed to decode its masks");
+  out.masks = decode_masks(out.answer, *codec, image_width, image_height);
+  return out;
+}
+
+DetectedObjects detect_objects(const Result& result, const Tokenizer& tokenizer, const MaskCodec* codec,
+                               int image_width, int image_height, Bins bins) {
+  return detect_objects(parse_result(result, tokenizer, image_width, image_height, bins), codec, image_width,
+                        image_height);
+}
+
 std::array<int, 16> encode_mask(const MaskCodec& codec, const BinaryMask& mask, const Box& box) {
   if (mask.width <= 0 || mask.height <= 0 ||
       mask.data.size() != static_cast<size_t>(mask.width) * static_cast<size_t>(mask.height))
