@@ -204,3 +204,24 @@ TEST(Cli, ParseSegmentAnswerWithMasksAndAnnotation) {
 
 }  // namespace
 }  // namespace pg
+
+namespace pg {
+namespace {
+
+TEST(Cli, RunWritesAnnotatedImage) {
+  test::TempDir out;
+  auto r = test::run_command(test::cli_path() + " run --quiet --model " + test::fixture("models/pg1_mqa") +
+                             " --image " + test::fixture("photos/chelsea.png") +
+                             " --prompt 'detect cat' --max-new-tokens 8 --annotate " + out.file("a.png") +
+                             " --masks " + out.file("m"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(out.file("a.png")));
+  auto batch_annotate = test::run_command(test::cli_path() + " run --quiet --model " +
+                                          test::fixture("models/pg1_mqa") + " --prompt 'caption en' --annotate " +
+                                          out.file("b.png"));
+  EXPECT_NE(batch_annotate.exit_code, 0);
+  EXPECT_NE(batch_annotate.output.find("--annotate"), std::string::npos) << batch_annotate.output;
+}
+
+}  // namespace
+}  // namespace pg
