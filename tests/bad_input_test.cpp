@@ -162,3 +162,20 @@ TEST(BadInput, PromptTextThatEncodesToTheImageToken) {
 
 }  // namespace
 }  // namespace pg
+
+namespace pg {
+namespace {
+
+TEST(BadInput, ParseWithAnAbsurdImageSize) {
+  expect_failure("parse --width 70000 --height 70000 --text '<loc0000><loc0000><loc0001><loc0001> cat'",
+                 {"--width x --height", "pixels"});
+}
+
+TEST(BadInput, InvalidUtf8LabelStillGivesJson) {
+  auto r = test::run_command(test::cli_path() + " parse --width 10 --height 10 --text \"$(printf '<loc0000><loc0000><loc0001><loc0001> \\377\\376')\"");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"label\""), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace pg

@@ -65,7 +65,7 @@ int info(const InfoArgs& a) {
                    {"activation_bytes", m.activation_bytes}, {"total_bytes", m.total()},
                    {"request", {{"images", a.images}, {"text_tokens", a.text_tokens}, {"new_tokens", a.new_tokens}}}};
     j["files"] = model->checkpoint().file_count();
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
   std::cout << "model        " << model->dir() << " (" << model->checkpoint().file_count() << " safetensors file"

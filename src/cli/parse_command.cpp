@@ -28,13 +28,16 @@ int parse(const ParseArgs& a) {
     h = img.height;
   }
   if (w <= 0 || h <= 0) throw Error("give --image, or --width and --height (> 0), for the original image size");
+  if (static_cast<int64_t>(w) * h > kMaxImagePixels)
+    throw Error("--width x --height is " + std::to_string(static_cast<int64_t>(w) * h) + " pixels, more than the " +
+                std::to_string(kMaxImagePixels) + " an image may have");
   if (a.image.empty() && !a.annotate.empty()) throw Error("--annotate needs --image");
   auto codec = load_codec(a.vae);
   DetectedObjects out = detect_objects(parse_answer(a.text, w, h, ParseOptions{parse_bins(a.bins), {}}), codec.get(), w, h);
   write_visual_outputs(out, img, a.annotate, a.masks);
   nlohmann::json j = objects_json(out);
   j["image_size"] = {w, h};
-  std::cout << j.dump(2) << "\n";
+  std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return 0;
 }
 

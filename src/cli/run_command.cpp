@@ -197,11 +197,11 @@ int run(const RunArgs& a) {
   auto objects_of = [&](size_t i) { return structured[i] ? &*structured[i] : nullptr; };
   if (a.json) {
     if (results.size() == 1) {
-      std::cout << result_json(*model, results[0], load_s, objects_of(0)).dump(2) << "\n";
+      std::cout << result_json(*model, results[0], load_s, objects_of(0)).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
       nlohmann::json arr = nlohmann::json::array();
       for (size_t i = 0; i < results.size(); ++i) arr.push_back(result_json(*model, results[i], load_s, objects_of(i)));
-      std::cout << arr.dump(2) << "\n";
+      std::cout << arr.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     }
   } else {
     for (const auto& r : results) std::cout << r.text << "\n";

@@ -62,6 +62,11 @@ Npz Npz::read(const std::string& path) {
     if (!ends_with(member, ".npy")) continue;
     const std::string where = path + ":" + member;
     if (!(zs.valid & ZIP_STAT_SIZE)) throw Error(where + ": the zip entry has no size");
+    // vae-oid.npz is tens of MB; a member declaring more than this is not one we can use and
+    // would otherwise be allocated before anything else is checked.
+    constexpr zip_uint64_t kMaxMemberBytes = zip_uint64_t{1} << 31;
+    if (zs.size > kMaxMemberBytes)
+      throw Error(where + ": declares " + std::to_string(zs.size) + " bytes, more than the 2 GiB this reader accepts");
     std::unique_ptr<zip_file_t, ZipFileCloser> f(zip_fopen_index(archive.get(), static_cast<zip_uint64_t>(i), 0));
     if (!f) throw Error(where + ": cannot open the zip member: " + zip_strerror(archive.get()));
     std::vector<uint8_t> data(static_cast<size_t>(zs.size));

@@ -1,4 +1,5 @@
 // PNG output with stb_image_write (the one STB_IMAGE_WRITE_IMPLEMENTATION of the library).
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ void write_png_channels(const std::string& path, int width, int height, int chan
   if (width <= 0 || height <= 0)
     throw Error("write_png: cannot write '" + path + "': empty image (" + std::to_string(width) + "x" +
                 std::to_string(height) + ")");
+  // stb_image_write sizes its buffer in int: refuse what would overflow it.
+  if (static_cast<int64_t>(width) * channels * height + height > INT32_MAX)
+    throw Error("write_png: cannot write '" + path + "': " + std::to_string(width) + "x" + std::to_string(height) +
+                " is too large for a PNG written in one piece");
   if (stbi_write_png(path.c_str(), width, height, channels, data, width * channels) == 0)
     throw Error("write_png: cannot write '" + path + "'");
 }

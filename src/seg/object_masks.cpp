@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "paligemma/error.h"
+#include "paligemma/image.h"
 #include "paligemma/segmentation.h"
 
 namespace pg {
@@ -35,6 +36,10 @@ std::vector<std::optional<BinaryMask>> decode_masks(const ParsedAnswer& answer, 
 DetectedObjects detect_objects(ParsedAnswer answer, const MaskCodec* codec, int image_width, int image_height) {
   DetectedObjects out;
   out.answer = std::move(answer);
+  if (image_width <= 0 || image_height <= 0 ||
+      static_cast<int64_t>(image_width) * image_height > kMaxImagePixels)
+    throw Error("image size " + std::to_string(image_width) + "x" + std::to_string(image_height) +
+                " is outside (0, " + std::to_string(kMaxImagePixels) + "] pixels for decoding masks");
   bool any_seg = false;
   for (const auto& o : out.answer.objects) any_seg |= o.seg.has_value();
   if (!any_seg) return out;

@@ -31,6 +31,9 @@ CocoRle rle_encode(const BinaryMask& mask) {
   if (mask.data.size() != h * w)
     throw Error("rle_encode: mask data holds " + std::to_string(mask.data.size()) + " values, expected " +
                 std::to_string(h * w) + " (" + std::to_string(mask.width) + "x" + std::to_string(mask.height) + ")");
+  if (h * w > UINT32_MAX)
+    throw Error("rle_encode: a " + std::to_string(mask.width) + "x" + std::to_string(mask.height) +
+                " mask has more pixels than COCO RLE's 32-bit counts can hold");
   CocoRle rle;
   rle.height = mask.height;
   rle.width = mask.width;
