@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <chrono>
+#include <iterator>
 #include <numeric>
+#include <span>
 
 #include "generate/sampler.h"
 #include "paligemma/error.h"
@@ -80,7 +82,7 @@ Prepared prepare(const Model& model, const Request& req, const GenerationOptions
   return p;
 }
 
-void encode_images(const Model& model, const std::vector<Request>& requests, std::vector<Prepared>& prepared) {
+void encode_images(const Model& model, std::span<const Request> requests, std::vector<Prepared>& prepared) {
   const int N = model.config().image_tokens_per_image(), H = model.config().text.hidden_size;
   for (size_t r = 0; r < requests.size(); ++r) {
     auto& f = prepared[r].features;
@@ -184,7 +186,7 @@ void run_greedy_or_sample(const Model& model, std::vector<Prepared>& prepared, c
 // hypothesis, the best `beams` others stay alive. Search ends when the best finished score
 // is at least the best alive score (scores only fall as tokens are added) or at the length
 // limit; the answer is the best finished or alive hypothesis.
-void run_beam(const Model& model, Prepared& prep, const Request& req, const GenerationOptions& o, Result& result,
+void run_beam(const Model& model, Prepared& prep, const GenerationOptions& o, Result& result,
               Timings& timings) {
   const int V = model.vocab_size();
   const ModelConfig& config = model.config();
@@ -309,11 +311,9 @@ void run_beam(const Model& model, Prepared& prep, const Request& req, const Gene
 }
 
 
-std::vector<Result> generate_chunk(const Model& model, const std::vector<Request>& requests,
-                                   const GenerationOptions& options) {
-  std::vector<Prepared> prepared;
-  for (size_t r = 0; r < requests.size(); ++r) prepared.push_back(prepare(model, requests[r], options, r));
-
+// One batch: `prepared[r]` belongs to `requests[r]`.
+std::vector<Result> generate_chunk(const Model& model, std::span<const Request> requests,
+                                   std::vector<Prepared> prepared, const GenerationOptions& options) {
   std::vector<Result> results(requests.size());
   Timings timings;
   auto t0 = Clock::now();
@@ -324,7 +324,7 @@ std::vector<Result> generate_chunk(const Model& model, const std::vector<Request
   if (options.mode == DecodingMode::Beam) {
     for (size_t r = 0; r < requests.size(); ++r) {
       Timings t;
-      run_beam(model, prepared[r], requests[r], options, results[r], t);
+      run_beam(model, prepared[r], options, results[r], t);
       timings.prefill_s += t.prefill_s;
       timings.decode_s += t.decode_s;
     }
@@ -349,15 +349,18 @@ std::vector<Result> generate(const Model& model, const std::vector<Request>& req
                              const GenerationOptions& options) {
   validate(model, requests, options);
   // Every request is checked (prompt, context) before any work is done.
-  for (size_t r = 0; r < requests.size(); ++r) prepare(model, requests[r], options, r);
+  std::vector<Prepared> prepared;
+  for (size_t r = 0; r < requests.size(); ++r) prepared.push_back(prepare(model, requests[r], options, r));
   // Requests run `batch_size` at a time, so a long batch file does not hold every KV cache at once.
   std::vector<Result> results;
   for (size_t first = 0; first < requests.size(); first += options.batch_size) {
     const size_t last = std::min(requests.size(), first + static_cast<size_t>(options.batch_size));
-    std::vector<Request> chunk(requests.begin() + first, requests.begin() + last);
+    std::vector<Prepared> chunk(std::make_move_iterator(prepared.begin() + first),
+                                std::make_move_iterator(prepared.begin() + last));
     GenerationOptions o = options;
     o.seed = options.seed + first;  // request i keeps seed + i
-    for (auto& r : generate_chunk(model, chunk, o)) results.push_back(std::move(r));
+    for (auto& r : generate_chunk(model, std::span(requests).subspan(first, last - first), std::move(chunk), o))
+      results.push_back(std::move(r));
   }
   return results;
 }

@@ -43,19 +43,23 @@ int argmax(const float* logits, int n) {
   return best;
 }
 
-float log_prob(const float* logits, int n, int index) {
-  double mx = logits[argmax(logits, n)];
+namespace {
+// log(sum(exp(logits))) in double, shifted by the maximum.
+double log_sum_exp(const float* logits, int n) {
+  const double mx = logits[argmax(logits, n)];
   double sum = 0.0;
   for (int i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);
-  return static_cast<float>(logits[index] - mx - std::log(sum));
+  return mx + std::log(sum);
+}
+}  // namespace
+
+float log_prob(const float* logits, int n, int index) {
+  return static_cast<float>(logits[index] - log_sum_exp(logits, n));
 }
 
 void log_softmax(const float* logits, int n, std::vector<float>& out) {
   out.resize(n);
-  double mx = logits[argmax(logits, n)];
-  double sum = 0.0;
-  for (int i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);
-  const double lse = mx + std::log(sum);
+  const double lse = log_sum_exp(logits, n);
   for (int i = 0; i < n; ++i) out[i] = static_cast<float>(logits[i] - lse);
 }
 
