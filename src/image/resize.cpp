@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "image/triangle_spans.h"
 #include "paligemma/error.h"
 #include "paligemma/image.h"
 
@@ -171,53 +172,9 @@ Image resize_pil_bicubic(const Image& in, int width, int height) {
 // ---------------------------------------------------------------------------------------------
 // TensorFlow antialiased bilinear (ScaleAndTranslate, triangle kernel)
 
-struct TfSpans {
-  int span_size = 0;
-  std::vector<int> starts;
-  std::vector<float> weights;  // span_size per output, zero padded
-};
-
-TfSpans tf_spans(int output_size, int input_size) {
-  const float scale = static_cast<float>(output_size) / static_cast<float>(input_size);
-  const float radius = 1.0f;
-  const float inv_scale = static_cast<float>(1.0 / scale);
-  const float inv_translate = -inv_scale * 0.0f;
-  const float kernel_scale = std::max(inv_scale, 1.0f);
-  TfSpans s;
-  s.span_size = std::min(2 * static_cast<int>(std::ceil(radius * kernel_scale)) + 1, input_size);
-  s.starts.assign(output_size, 0);
-  s.weights.assign(static_cast<size_t>(s.span_size) * output_size, 0.0f);
-  const float one_over_kernel_scale = 1.0f / kernel_scale;
-  std::vector<float> temp;
-  for (int x = 0; x < output_size; ++x) {
-    const float col_f = static_cast<float>(x) + 0.5f;
-    const float sample_f = col_f * inv_scale + inv_translate;
-    if (sample_f < 0 || sample_f > static_cast<float>(input_size)) continue;  // empty span
-    int64_t span_start = static_cast<int64_t>(std::ceil(sample_f - radius * kernel_scale - 0.5f));
-    int64_t span_end = static_cast<int64_t>(std::floor(sample_f + radius * kernel_scale - 0.5f));
-    span_start = std::clamp<int64_t>(span_start, 0, input_size - 1);
-    span_end = std::clamp<int64_t>(span_end, 0, input_size - 1) + 1;
-    float total = 0.0f;
-    temp.clear();
-    for (int64_t source = span_start; source < span_end; ++source) {
-      const float kernel_pos = static_cast<float>(source) + 0.5f - sample_f;
-      float t = std::abs(kernel_pos * one_over_kernel_scale);
-      const float weight = t < 1.0f ? 1.0f - t : 0.0f;
-      total += weight;
-      temp.push_back(weight);
-    }
-    if (std::abs(total) >= 1000.0f * std::numeric_limits<float>::min()) {
-      const float inv_total = 1.0f / total;
-      for (size_t i = 0; i < temp.size(); ++i) s.weights[static_cast<size_t>(s.span_size) * x + i] = temp[i] * inv_total;
-    }
-    s.starts[x] = static_cast<int>(span_start);
-  }
-  return s;
-}
-
 Image resize_tf_bilinear(const Image& in, int width, int height) {
-  const TfSpans rows = tf_spans(height, in.height);
-  const TfSpans cols = tf_spans(width, in.width);
+  const TriangleSpans<float> rows = triangle_spans<float>(height, in.height);
+  const TriangleSpans<float> cols = triangle_spans<float>(width, in.width);
   const int iw = in.width, ih = in.height, ch = 3;
   // GatherRows: intermediate is height x iw.
   std::vector<float> mid(static_cast<size_t>(height) * iw * ch, 0.0f);
@@ -225,8 +182,8 @@ Image resize_tf_bilinear(const Image& in, int width, int height) {
   for (int y = 0; y < height; ++y) {
     float* out = mid.data() + in_row * y;
     const int start = rows.starts[y];
-    const int real = std::min(start + rows.span_size, ih) - start;
-    const float* w = rows.weights.data() + static_cast<size_t>(rows.span_size) * y;
+    const int real = rows.count(y, ih);
+    const float* w = rows.weights_of(y);
     for (int i = 0; i < real; ++i) {
       const uint8_t* src = in.rgb.data() + in_row * (static_cast<size_t>(start) + i);
       const float wi = w[i];
@@ -242,8 +199,8 @@ Image resize_tf_bilinear(const Image& in, int width, int height) {
     const float* row = mid.data() + in_row * y;
     for (int x = 0; x < width; ++x) {
       const int start = cols.starts[x];
-      const int real = std::min(start + cols.span_size, iw) - start;
-      const float* w = cols.weights.data() + static_cast<size_t>(cols.span_size) * x;
+      const int real = cols.count(x, iw);
+      const float* w = cols.weights_of(x);
       float acc[3] = {0.0f, 0.0f, 0.0f};
       const float* p = row + static_cast<size_t>(start) * ch;
       for (int i = 0; i < real; ++i, p += ch)

@@ -1,52 +1,17 @@
 // Antialiased bilinear resizing of single-channel float masks, and the box <-> 64x64 helpers
-// of the mask codec. Weights follow TensorFlow's ScaleAndTranslate (triangle kernel, radius 1
-// widened by the shrink factor, sample at (x + 0.5) / scale, clipped to the image and
-// renormalised), which is also PIL's BILINEAR resampling; computed and accumulated in double.
+// of the mask codec. Weights: image/triangle_spans.h in double; accumulated in double.
 #include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "image/triangle_spans.h"
 #include "paligemma/error.h"
 #include "paligemma/mask_codec.h"
 
 namespace pg {
 
 namespace {
-
-struct Spans {
-  std::vector<int> start;
-  std::vector<std::vector<double>> w;
-};
-
-Spans make_spans(int out_size, int in_size) {
-  const double scale = static_cast<double>(out_size) / in_size;
-  const double inv_scale = 1.0 / scale;
-  const double kscale = std::max(inv_scale, 1.0);
-  Spans s;
-  s.start.assign(out_size, 0);
-  s.w.assign(out_size, {});
-  for (int x = 0; x < out_size; ++x) {
-    const double sample = (x + 0.5) * inv_scale;
-    int lo = static_cast<int>(std::ceil(sample - kscale - 0.5));
-    int hi = static_cast<int>(std::floor(sample + kscale - 0.5));
-    lo = std::clamp(lo, 0, in_size - 1);
-    hi = std::clamp(hi, 0, in_size - 1) + 1;
-    double total = 0.0;
-    std::vector<double> w;
-    for (int src = lo; src < hi; ++src) {
-      const double t = std::abs((src + 0.5 - sample) / kscale);
-      const double v = t < 1.0 ? 1.0 - t : 0.0;
-      w.push_back(v);
-      total += v;
-    }
-    if (total > 0)
-      for (double& v : w) v /= total;
-    s.start[x] = lo;
-    s.w[x] = std::move(w);
-  }
-  return s;
-}
 
 void check_box(const PixelBox& b, const char* fn) {
   if (b.x2 <= b.x1 || b.y2 <= b.y1)
@@ -67,14 +32,15 @@ std::vector<float> resize_bilinear_aa(const float* src, int sw, int sh, int dw, 
   if (sw <= 0 || sh <= 0 || dw <= 0 || dh <= 0)
     throw Error("resize_bilinear_aa: sizes " + std::to_string(sw) + "x" + std::to_string(sh) +
                 " -> " + std::to_string(dw) + "x" + std::to_string(dh) + " must be positive");
-  const Spans rows = make_spans(dh, sh), cols = make_spans(dw, sw);
+  const TriangleSpans<double> rows = triangle_spans<double>(dh, sh), cols = triangle_spans<double>(dw, sw);
   // Rows first (TF's GatherRows then GatherColumns).
   std::vector<double> mid(static_cast<size_t>(dh) * sw, 0.0);
   for (int y = 0; y < dh; ++y) {
     double* out = mid.data() + static_cast<size_t>(y) * sw;
-    for (size_t i = 0; i < rows.w[y].size(); ++i) {
-      const float* in = src + static_cast<size_t>(rows.start[y] + i) * sw;
-      const double wi = rows.w[y][i];
+    const double* w = rows.weights_of(y);
+    for (int i = 0; i < rows.count(y, sh); ++i) {
+      const float* in = src + static_cast<size_t>(rows.starts[y] + i) * sw;
+      const double wi = w[i];
       for (int x = 0; x < sw; ++x) out[x] += wi * in[x];
     }
   }
@@ -83,7 +49,8 @@ std::vector<float> resize_bilinear_aa(const float* src, int sw, int sh, int dw, 
     const double* row = mid.data() + static_cast<size_t>(y) * sw;
     for (int x = 0; x < dw; ++x) {
       double acc = 0.0;
-      for (size_t i = 0; i < cols.w[x].size(); ++i) acc += cols.w[x][i] * row[cols.start[x] + i];
+      const double* w = cols.weights_of(x);
+      for (int i = 0; i < cols.count(x, sw); ++i) acc += w[i] * row[cols.starts[x] + i];
       out[static_cast<size_t>(y) * dw + x] = static_cast<float>(acc);
     }
   }
