@@ -66,12 +66,14 @@ struct Canvas {
   }
 };
 
-// A box's pixel extent [x0, x1) x [y0, y1), unclipped (but bounded so that int math is safe).
-struct PixelBox {
+// The pixels a box outline covers, [x0, x1) x [y0, y1): outward to whole pixels so the outline
+// encloses the box (a mask is pasted with rounded edges: pg::pixel_box), unclipped but bounded
+// so that int math is safe.
+struct OutlineExtent {
   int x0, y0, x1, y1;
 };
 
-bool pixel_box(const Box& b, int width, int height, PixelBox& out) {
+bool outline_extent(const Box& b, int width, int height, OutlineExtent& out) {
   if (std::isnan(b.x0) || std::isnan(b.y0) || std::isnan(b.x1) || std::isnan(b.y1)) return false;
   const double lim = 1e8;
   auto c = [&](double v) { return std::clamp(v, -lim, lim); };
@@ -242,8 +244,8 @@ Image annotate_image(const Image& image, const std::vector<Annotation>& objects,
   // 2. outlines
   const int lw = options.line_width > 0 ? options.line_width : std::max(2, int(std::lround(min_side / 200.0)));
   for (size_t i = 0; i < objects.size(); ++i) {
-    PixelBox b{};
-    if (!pixel_box(objects[i].box, W, H, b)) continue;
+    OutlineExtent b{};
+    if (!outline_extent(objects[i].box, W, H, b)) continue;
     const Rgb c = annotation_color(i);
     canvas.fill(b.x0, b.y0, b.x1, std::min(b.y1, b.y0 + lw), c);                   // top
     canvas.fill(b.x0, std::max(b.y0, b.y1 - lw), b.x1, b.y1, c);                   // bottom
@@ -257,8 +259,8 @@ Image annotate_image(const Image& image, const std::vector<Annotation>& objects,
   px = std::clamp(px, 4.f, 1024.f);
   const int pad = std::max(2, int(std::lround(px * 0.2f)));
   for (size_t i = 0; i < objects.size(); ++i) {
-    PixelBox b{};
-    if (!pixel_box(objects[i].box, W, H, b)) continue;
+    OutlineExtent b{};
+    if (!outline_extent(objects[i].box, W, H, b)) continue;
     const std::string text = tag_text(objects[i]);
     if (text.empty()) continue;
     if (!font) font = std::make_unique<Font>(options.font_path);
