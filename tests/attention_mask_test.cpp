@@ -63,7 +63,7 @@ TEST(Attention, SoftmaxWeightsAndGqaHeadSharing) {
   const float k[4] = {0, 0, std::log(3.0f), 0};  // key 1 scores log 3 for head 0
   const float v[4] = {1, 2, 3, 4};
   float out[4];
-  attention(q, 1, 0, k, v, 2, 2, s, m, out);
+  attention(q, 1, 0, KVView{k, v, DType::F32, 2}, 2, s, m, out);
   // head 0: weights 1/4, 3/4 -> 0.25*[1,2] + 0.75*[3,4]
   EXPECT_NEAR(out[0], 2.5f, 1e-6);
   EXPECT_NEAR(out[1], 3.5f, 1e-6);
@@ -85,7 +85,7 @@ TEST(Attention, SoftCapBoundsScores) {
   const float k[2] = {1, 0};
   const float v[2] = {1, 0};
   float out[1];
-  attention(q, 1, 0, k, v, 2, 2, s, m, out);
+  attention(q, 1, 0, KVView{k, v, DType::F32, 2}, 2, s, m, out);
   const double e = std::exp(std::tanh(100.0));
   EXPECT_NEAR(out[0], e / (e + 1.0), 1e-6);
 }

@@ -469,13 +469,13 @@ TEST(Safetensors, EntryMissingFields) {
 
 TEST(Safetensors, UnsupportedDtypes) {
   pg::test::TempDir dir;
-  for (const char* dtype : {"I64", "F64", "F8_E4M3", "I32", "U8", "BOOL"}) {
+  for (const char* dtype : {"I64", "F64", "F8_E4M3", "I32", "I16", "BOOL"}) {
     std::string header = std::string(R"({"token_ids": {"dtype": ")") + dtype +
                          R"(", "shape": [1], "data_offsets": [0, 8]}})";
     std::string msg = single_file_error(dir, header, std::string(8, '\0'));
     EXPECT_HAS(msg, "tensor token_ids in " + dir.file("model.safetensors"));
     EXPECT_HAS(msg, std::string("has dtype ") + dtype + ", which is not supported");
-    EXPECT_HAS(msg, "supported: F32, BF16, F16");
+    EXPECT_HAS(msg, "supported: F32, BF16, F16, I8, U8");
   }
   std::string msg = single_file_error(
       dir, R"({"w": {"dtype": "Q4_K", "shape": [1], "data_offsets": [0, 8]}})", std::string(8, '\0'));

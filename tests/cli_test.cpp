@@ -60,7 +60,7 @@ TEST(Cli, DumpMatchesTransformers) {
     for (const auto& c : fs::directory_iterator(test::fixture(std::string("golden/") + m))) {
       auto meta = golden_meta(c.path().string());
       test::TempDir out;
-      std::string cmd = cli() + " run --quiet --model " + model(m) + " --sliding-window hf";
+      std::string cmd = cli() + " run --quiet --precision f32 --model " + model(m) + " --sliding-window hf";
       for (const auto& img : meta["images"]) cmd += " --image " + photo(img.get<std::string>());
       cmd += " --prompt '" + meta["prompt"].get<std::string>() + "' --max-new-tokens " +
              std::to_string(meta["max_new_tokens"].get<int>()) + " --dump " + out.path();

@@ -4,6 +4,8 @@
 
 #include "paligemma/error.h"
 
+#include "paligemma/backend.h"
+
 namespace pg::test {
 
 std::string fixtures_dir();                       // tests/fixtures
@@ -39,5 +41,20 @@ std::string error_of(Fn&& fn) {
 
 // Runs a shell command line and captures its output.
 CommandResult run_command(const std::string& command_line);
+
+// Restores the process-wide kernel path and precision when it goes out of scope; tests that
+// force a path or precision hold one.
+class BackendGuard {
+ public:
+  BackendGuard() : path_(pg::kernel_path()), precision_(pg::precision()) {}
+  ~BackendGuard() {
+    pg::set_kernel_path(path_);
+    pg::set_precision(precision_);
+  }
+
+ private:
+  pg::KernelPath path_;
+  pg::Precision precision_;
+};
 
 }  // namespace pg::test

@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config \
-  libgtest-dev libgmock-dev \
+  libgtest-dev libgmock-dev libbenchmark-dev \
   libsentencepiece-dev \
   nlohmann-json3-dev libcli11-dev \
   libstb-dev libjpeg-dev libpng-dev libwebp-dev libgif-dev libexif-dev \

@@ -41,6 +41,8 @@ struct Timings {
   double decode_s = 0;
   int prompt_tokens = 0;
   int generated_tokens = 0;
+  int images_encoded = 0;    // images run through the vision tower
+  int images_from_cache = 0; // images whose features came from the model's ImageFeatureCache
 };
 
 struct Result {

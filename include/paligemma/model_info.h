@@ -16,7 +16,22 @@ struct ParameterCounts {
   int64_t weight_bytes = 0;
 };
 
+// Quantised matrices (docs/QUANTIZATION.md) count their logical parameters under "int8" /
+// "q4" (q4 includes the zero padding of each row's last 32-block); their ".q_scale" tensors
+// count only towards weight_bytes.
 ParameterCounts count_parameters(const Checkpoint& checkpoint);
+
+// How the big matrices are stored: "bf16", "int8", "q4", ... per group ("int8+bf16" when a
+// group mixes formats; "" when it has none).
+struct WeightFormats {
+  std::string vision;     // SigLIP attention / MLP linears and the projector
+  std::string text;       // decoder attention / MLP linears
+  std::string embedding;  // token embedding and a stored lm_head
+  int quantized_version = 0;  // quantization.json's version, 0 when there is none
+  int64_t weight_bytes = 0;   // all tensor bytes (data + scales)
+};
+
+WeightFormats weight_formats(const Checkpoint& checkpoint);
 
 struct MemoryEstimate {
   int64_t weight_bytes = 0;      // memory-mapped files (shared with the page cache)

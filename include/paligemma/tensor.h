@@ -9,10 +9,12 @@
 
 namespace pg {
 
-enum class DType { F32, BF16, F16 };
+// I8 / U8 hold quantised weights (their meaning comes with their scales, see
+// src/kernels/quantize.h); converting them to f32 gives the raw integers.
+enum class DType { F32, BF16, F16, I8, U8 };
 
 size_t dtype_size(DType dtype);
-const char* dtype_name(DType dtype);  // safetensors spelling: "F32", "BF16", "F16"
+const char* dtype_name(DType dtype);  // safetensors spelling: "F32", "BF16", "F16", "I8", "U8"
 
 // Shape as text for messages: "[2048, 1152]".
 std::string shape_string(const std::vector<int64_t>& shape);

@@ -11,5 +11,7 @@ using Runner = std::function<int()>;
 Runner add_run_command(CLI::App& app);
 Runner add_info_command(CLI::App& app);
 Runner add_parse_command(CLI::App& app);
+Runner add_quantize_command(CLI::App& app);
+Runner add_bench_command(CLI::App& app);
 
 }  // namespace pg::cli

@@ -43,6 +43,7 @@ int info(const InfoArgs& a) {
   auto model = load_model_with_progress(flags);
   const ModelConfig& c = model->config();
   const ParameterCounts p = count_parameters(model->checkpoint());
+  const WeightFormats wf = weight_formats(model->checkpoint());
   const MemoryEstimate m = estimate_memory(c, p.weight_bytes, a.images, a.text_tokens, a.new_tokens);
   const auto& t = c.text;
   const auto& v = c.vision;
@@ -61,6 +62,8 @@ int info(const InfoArgs& a) {
                  {"final_logit_softcap", t.final_logit_softcap}, {"sliding_window", t.sliding_window}};
     j["parameters"] = {{"vision", p.vision}, {"projector", p.projector}, {"language", p.language},
                        {"other", p.other}, {"total", p.total()}, {"by_dtype", p.by_dtype}};
+    j["weights"] = {{"vision", wf.vision}, {"text", wf.text}, {"embedding", wf.embedding},
+                    {"total_bytes", wf.weight_bytes}, {"quantized_version", wf.quantized_version}};
     j["memory"] = {{"weights_bytes", m.weight_bytes}, {"kv_cache_bytes", m.kv_cache_bytes},
                    {"activation_bytes", m.activation_bytes}, {"total_bytes", m.total()},
                    {"request", {{"images", a.images}, {"text_tokens", a.text_tokens}, {"new_tokens", a.new_tokens}}}};
@@ -87,6 +90,10 @@ int info(const InfoArgs& a) {
   std::cout << "dtypes      ";
   for (const auto& [dt, n] : p.by_dtype) std::cout << " " << dt << ": " << count(n);
   std::cout << "\n";
+  std::cout << "weights      vision " << wf.vision << ", text " << wf.text << ", embedding " << wf.embedding << ", "
+            << gib(wf.weight_bytes) << " in total"
+            << (wf.quantized_version ? " (paligemma.cpp quantized v" + std::to_string(wf.quantized_version) + ")" : "")
+            << "\n";
   std::cout << "memory       weights " << gib(m.weight_bytes) << " (mapped) + KV cache " << gib(m.kv_cache_bytes)
             << " + activations " << gib(m.activation_bytes) << " = " << gib(m.total()) << "\n";
   std::cout << "             for " << a.images << " image(s), " << a.text_tokens << " prompt tokens, "

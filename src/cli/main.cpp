@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   pg::cli::Runner run = pg::cli::add_run_command(app);
   pg::cli::Runner info = pg::cli::add_info_command(app);
   pg::cli::Runner parse = pg::cli::add_parse_command(app);
+  pg::cli::Runner quantize = pg::cli::add_quantize_command(app);
+  pg::cli::Runner bench = pg::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -22,6 +24,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("run")) return run();
     if (app.got_subcommand("info")) return info();
     if (app.got_subcommand("parse")) return parse();
+    if (app.got_subcommand("quantize")) return quantize();
+    if (app.got_subcommand("bench")) return bench();
   } catch (const pg::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

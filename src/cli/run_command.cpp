@@ -11,6 +11,7 @@
 #include "cli/objects_json.h"
 #include "paligemma/structured.h"
 #include "paligemma/error.h"
+#include "paligemma/profile.h"
 #include "paligemma/generate.h"
 #include "paligemma/image.h"
 #include "paligemma/model.h"
@@ -117,6 +118,9 @@ nlohmann::json result_json(const Model& model, const Result& r, double load_s, c
       {"image_encode_s", t.image_encode_s},
       {"prefill_s", t.prefill_s},
       {"decode_s", t.decode_s},
+      {"time_to_first_token_s", t.image_encode_s + t.prefill_s},
+      {"images_encoded", t.images_encoded},
+      {"images_from_cache", t.images_from_cache},
       {"batch_prompt_tokens", t.prompt_tokens},
       {"batch_generated_tokens", t.generated_tokens},
       {"prefill_tokens_per_s", t.prefill_s > 0 ? t.prompt_tokens / t.prefill_s : 0.0},
@@ -206,6 +210,7 @@ int run(const RunArgs& a) {
   } else {
     for (const auto& r : results) std::cout << r.text << "\n";
   }
+  if (profile::enabled()) std::cerr << profile::report();
   return 0;
 }
 

@@ -16,6 +16,8 @@ size_t dtype_size(DType dtype) {
     case DType::F32: return 4;
     case DType::BF16: return 2;
     case DType::F16: return 2;
+    case DType::I8: return 1;
+    case DType::U8: return 1;
   }
   throw Error("dtype_size: invalid DType value " + std::to_string(static_cast<int>(dtype)));
 }
@@ -25,6 +27,8 @@ const char* dtype_name(DType dtype) {
     case DType::F32: return "F32";
     case DType::BF16: return "BF16";
     case DType::F16: return "F16";
+    case DType::I8: return "I8";
+    case DType::U8: return "U8";
   }
   return "INVALID";
 }
@@ -173,6 +177,12 @@ void convert_to_f32(DType dtype, const void* src, size_t offset, size_t count, f
       return;
     case DType::F16:
       f16_block_to_f32(static_cast<const uint16_t*>(src) + offset, count, dst);
+      return;
+    case DType::I8:
+      for (size_t i = 0; i < count; ++i) dst[i] = static_cast<const int8_t*>(src)[offset + i];
+      return;
+    case DType::U8:
+      for (size_t i = 0; i < count; ++i) dst[i] = static_cast<const uint8_t*>(src)[offset + i];
       return;
   }
   throw Error("convert_to_f32: invalid DType value " + std::to_string(static_cast<int>(dtype)));

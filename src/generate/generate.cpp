@@ -82,16 +82,20 @@ Prepared prepare(const Model& model, const Request& req, const GenerationOptions
   return p;
 }
 
-void encode_images(const Model& model, std::span<const Request> requests, std::vector<Prepared>& prepared) {
+void encode_images(const Model& model, std::span<const Request> requests, std::vector<Prepared>& prepared,
+                   Timings& timings) {
+  const size_t hits_before = model.image_cache().hits(), misses_before = model.image_cache().misses();
   const int N = model.config().image_tokens_per_image(), H = model.config().text.hidden_size;
   for (size_t r = 0; r < requests.size(); ++r) {
     auto& f = prepared[r].features;
     f.reserve(requests[r].pixels.size() * N * H);
     for (const auto& px : requests[r].pixels) {
-      std::vector<float> one = model.encode_image(px.data());
-      f.insert(f.end(), one.begin(), one.end());
+      auto one = model.encode_image_cached(px);
+      f.insert(f.end(), one->begin(), one->end());
     }
   }
+  timings.images_from_cache = static_cast<int>(model.image_cache().hits() - hits_before);
+  timings.images_encoded = static_cast<int>(model.image_cache().misses() - misses_before);
 }
 
 struct Live {  // one greedy / sampled sequence
@@ -317,7 +321,7 @@ std::vector<Result> generate_chunk(const Model& model, std::span<const Request> 
   std::vector<Result> results(requests.size());
   Timings timings;
   auto t0 = Clock::now();
-  encode_images(model, requests, prepared);
+  encode_images(model, requests, prepared, timings);
   timings.image_encode_s = seconds_since(t0);
   for (size_t r = 0; r < requests.size(); ++r) timings.prompt_tokens += static_cast<int>(prepared[r].prompt_ids.size());
 

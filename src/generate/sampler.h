@@ -17,6 +17,9 @@ class Rng {
   uint64_t s_[4];
 };
 
+// The id of the largest logit; the first one on ties, as torch.argmax.
+int argmax(const float* logits, int n);
+
 // log_softmax of a row, in double precision, as floats.
 void log_softmax(const float* logits, int n, std::vector<float>& out);
 

@@ -14,7 +14,7 @@ namespace {
 using nlohmann::json;
 
 // Every dtype the safetensors format defines (safetensors 0.5), for better messages.
-const char* const kKnownUnsupported[] = {"BOOL",    "U8",     "I8",      "I16",      "U16",
+const char* const kKnownUnsupported[] = {"BOOL",    "I16",      "U16",
                                          "I32",     "U32",    "I64",     "U64",      "F64",
                                          "F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3",
                                          "F6_E3M2", "F4",     "E8M0",    "C64"};
@@ -47,12 +47,14 @@ DType parse_safetensors_dtype(const std::string& dtype, const std::string& conte
   if (dtype == "F32") return DType::F32;
   if (dtype == "BF16") return DType::BF16;
   if (dtype == "F16") return DType::F16;
+  if (dtype == "I8") return DType::I8;
+  if (dtype == "U8") return DType::U8;
   for (const char* known : kKnownUnsupported) {
     if (dtype == known)
       throw Error(context + " has dtype " + dtype +
-                  ", which is not supported (supported: F32, BF16, F16)");
+                  ", which is not supported (supported: F32, BF16, F16, I8, U8)");
   }
-  throw Error(context + " has unknown dtype \"" + dtype + "\" (supported: F32, BF16, F16)");
+  throw Error(context + " has unknown dtype \"" + dtype + "\" (supported: F32, BF16, F16, I8, U8)");
 }
 
 SafetensorsFile parse_safetensors(const std::string& path, const uint8_t* bytes, size_t size) {

@@ -19,6 +19,8 @@ int dtype_rank(DType dtype) {
     case DType::F32: return 0;
     case DType::BF16: return 1;
     case DType::F16: return 2;
+    case DType::I8: return 3;
+    case DType::U8: return 4;
   }
   throw Error("safetensors writer: invalid DType value " + std::to_string(static_cast<int>(dtype)));
 }

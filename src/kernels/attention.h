@@ -1,8 +1,12 @@
 #pragma once
-// Scaled dot-product attention over a KV cache, one query row at a time, so the full score
-// matrix is never materialised (each thread holds one row of scores). The mask is described,
-// not stored: causal, an optional sliding window, and a bidirectional prefix block.
+// Scaled dot-product attention over a KV cache. The full score matrix is never materialised:
+// the fast paths are flash-attention style (query blocks x key blocks, online softmax with a
+// running max and sum, f32 accumulation); the reference keeps one row of scores per thread.
+// The mask is described, not stored: causal, an optional sliding window, and a bidirectional
+// prefix block, so each query sees one contiguous key range.
 #include <cstdint>
+
+#include "paligemma/tensor.h"
 
 namespace pg::kernels {
 
@@ -25,11 +29,27 @@ struct AttentionMask {
   int window = 0;
 };
 
+// The keys and values: each [num_kv_heads][stride][head_dim] (stride >= kv_len, e.g. the
+// cache capacity), stored as F32 or BF16 (both k and v in `dtype`).
+struct KVView {
+  const void* k = nullptr;
+  const void* v = nullptr;
+  pg::DType dtype = pg::DType::F32;
+  int stride = 0;
+};
+
 // q:   [T, num_heads * head_dim], rows for absolute positions q_begin .. q_begin + T - 1
-// k,v: [num_kv_heads][kv_stride][head_dim]; positions [0, kv_len) are valid
-// out: [T, num_heads * head_dim]
-void attention(const float* q, int T, int q_begin, const float* k, const float* v, int kv_len, int kv_stride,
-               const AttentionShape& shape, const AttentionMask& mask, float* out);
+// kv:  positions [0, kv_len) are valid
+// out: [T, num_heads * head_dim]; a query that sees no key gets zeros.
+// Takes the path pg::kernel_path() names: Avx512 / Amx -> AVX-512 kernel, Avx2 -> AVX2 kernel,
+// Reference -> attention_reference. Throws pg::Error for a K/V dtype other than F32 / BF16.
+void attention(const float* q, int T, int q_begin, const KVView& kv, int kv_len, const AttentionShape& shape,
+               const AttentionMask& mask, float* out);
+
+// The plain algorithm: one query row at a time, scores for the whole visible range, softmax,
+// weighted sum of values. The yardstick of the fast paths.
+void attention_reference(const float* q, int T, int q_begin, const KVView& kv, int kv_len,
+                         const AttentionShape& shape, const AttentionMask& mask, float* out);
 
 // The key range [first, last) a query at absolute position q attends to.
 void attention_key_range(int q, int kv_len, const AttentionMask& mask, int* first, int* last);

@@ -1,107 +1,112 @@
-// Reference path: f32 weights go straight to OpenBLAS sgemm; bf16/f16 weights are widened to
-// f32 one panel of rows at a time (so there is never a second full copy of a weight) and then
-// multiplied by sgemm. For a handful of rows (decoding) a fused widen-and-dot loop avoids the
-// panel copy. Issue 4 replaces this with AMX / AVX-512 / int8 kernels behind the same call.
+// The matmul dispatcher: picks the kernel for the active path, the precision and the number
+// of rows, prepares the activations once, and splits the weight rows across the threads.
 #include "kernels/matmul.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
+#include "kernels/gemm_kernels.h"
+#include "kernels/quantize.h"
+#include "paligemma/backend.h"
 #include "paligemma/error.h"
+#include "paligemma/profile.h"
 
 namespace pg::kernels {
 namespace {
 
-constexpr int64_t kPanelRows = 512;
-
-void add_bias(const TensorView* bias, int M, int64_t N, float* y) {
-  if (!bias || bias->empty()) return;
-  std::vector<float> b(N);
-  convert_to_f32(bias->dtype, bias->data, 0, N, b.data());
+void add_bias(const float* bias, int M, int64_t N, float* y) {
+  if (!bias) return;
   for (int m = 0; m < M; ++m) {
     float* row = y + static_cast<int64_t>(m) * N;
-    for (int64_t n = 0; n < N; ++n) row[n] += b[n];
+    for (int64_t n = 0; n < N; ++n) row[n] += bias[n];
   }
 }
 
-// Few rows of x: each thread widens a block of weight rows into a small buffer and dots them.
-void small_m(const float* x, int M, const TensorView& w, int64_t row_begin, int64_t row_end, int64_t K,
-             float* y) {
-  const int64_t N = row_end - row_begin;
-  constexpr int64_t kBlock = 16;
-  const int64_t blocks = (N + kBlock - 1) / kBlock;
-#pragma omp parallel
-  {
-    std::vector<float> buf(kBlock * K);
-#pragma omp for schedule(static)
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-      int64_t n0 = blk * kBlock;
-      int64_t n1 = std::min(N, n0 + kBlock);
-      const float* wrows;
-      if (w.dtype == DType::F32) {
-        wrows = static_cast<const float*>(w.data) + (row_begin + n0) * K;
-      } else {
-        convert_to_f32(w.dtype, w.data, (row_begin + n0) * K, (n1 - n0) * K, buf.data());
-        wrows = buf.data();
-      }
-      for (int m = 0; m < M; ++m) {
-        const float* xr = x + static_cast<int64_t>(m) * K;
-        for (int64_t n = n0; n < n1; ++n) {
-          const float* wr = wrows + (n - n0) * K;
-          float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-          for (int64_t k = 0; k < K; ++k) acc += xr[k] * wr[k];
-          y[static_cast<int64_t>(m) * N + n] = acc;
-        }
-      }
-    }
+// Splits [0, N) into per-thread ranges aligned to `align` rows, and runs fn(n0, n1) on each.
+template <typename Fn>
+void parallel_rows(int64_t N, int64_t align, Fn&& fn) {
+  const int threads = std::max(1, pg::threads());
+  const int64_t units = (N + align - 1) / align;
+  // A few chunks per thread so uneven finishing evens out, but contiguous enough for the
+  // hardware prefetcher.
+  const int64_t chunks = std::min<int64_t>(units, static_cast<int64_t>(threads) * 4);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t u0 = units * c / chunks, u1 = units * (c + 1) / chunks;
+    const int64_t n0 = u0 * align, n1 = std::min(N, u1 * align);
+    if (n0 < n1) fn(n0, n1);
   }
 }
 
-void large_m(const float* x, int M, const TensorView& w, int64_t row_begin, int64_t row_end, int64_t K,
-             float* y) {
-  const int64_t N = row_end - row_begin;
-  if (w.dtype == DType::F32) {
-    const float* wp = static_cast<const float*>(w.data) + row_begin * K;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, static_cast<int>(N), static_cast<int>(K), 1.0f, x,
-                static_cast<int>(K), wp, static_cast<int>(K), 0.0f, y, static_cast<int>(N));
-    return;
+void small_rows(const float* x, int M, const WeightMatrix& w, float* y, KernelPath path) {
+  const int64_t N = w.rows, K = w.cols;
+  const float* xs = x;
+  int64_t ldx = K;
+  std::vector<float> padded;
+  if (w.format == WeightFormat::Q4 && K % kQ4Block != 0) {
+    ldx = q4_blocks(K) * kQ4Block;
+    padded.assign(static_cast<size_t>(M) * ldx, 0.0f);
+    for (int m = 0; m < M; ++m) std::memcpy(padded.data() + m * ldx, x + m * K, K * sizeof(float));
+    xs = padded.data();
   }
-  std::vector<float> panel(std::min(N, kPanelRows) * K);
-  for (int64_t n0 = 0; n0 < N; n0 += kPanelRows) {
-    int64_t rows = std::min(kPanelRows, N - n0);
-    const int64_t base = (row_begin + n0) * K;
-    // Widen in parallel chunks; sgemm below is threaded by OpenBLAS itself.
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) convert_to_f32(w.dtype, w.data, base + r * K, K, panel.data() + r * K);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, static_cast<int>(rows), static_cast<int>(K), 1.0f, x,
-                static_cast<int>(K), panel.data(), static_cast<int>(K), 0.0f, y + n0, static_cast<int>(N));
-  }
+  const bool avx512 = path == KernelPath::Avx512 || path == KernelPath::Amx;
+  parallel_rows(N, 16, [&](int64_t n0, int64_t n1) {
+    if (avx512)
+      detail::gemv_avx512(xs, ldx, M, w, n0, n1, y, N);
+    else
+      detail::gemv_avx2(xs, ldx, M, w, n0, n1, y, N);
+  });
 }
 
-void check_weight(const TensorView& w) {
-  if (w.shape.size() != 2) throw Error("matmul: weight " + w.name + " must be 2-D, has shape " + shape_string(w.shape));
-}
-
-void matmul_rows(const float* x, int M, const TensorView& weight, int64_t row_begin, int64_t row_end, float* y) {
-  check_weight(weight);
-  const int64_t K = weight.shape[1];
-  if (M <= 0 || row_end <= row_begin) return;
-  if (M <= 4)
-    small_m(x, M, weight, row_begin, row_end, K, y);
-  else
-    large_m(x, M, weight, row_begin, row_end, K, y);
+void bf16_rows(const float* x, int M, const WeightMatrix& w, float* y, KernelPath path) {
+  const int64_t N = w.rows, K = w.cols;
+  detail::PackedActivations packed;
+  packed.M = M;
+  packed.K = K;
+  packed.Kp = (K + 31) / 32 * 32;
+  std::vector<uint16_t> storage;
+  if (path == KernelPath::Amx) {
+    storage.resize(detail::pack_amx_size(M, K));
+    detail::pack_amx(x, M, K, storage.data());
+  } else {
+    storage.resize(detail::pack_rows_bf16_size(M, K));
+    detail::pack_rows_bf16(x, M, K, storage.data());
+  }
+  packed.data = storage.data();
+  parallel_rows(N, 32, [&](int64_t n0, int64_t n1) {
+    if (path == KernelPath::Amx)
+      detail::gemm_amx_bf16(packed, w, n0, n1, y, N);
+    else
+      detail::gemm_avx512_bf16(packed, w, n0, n1, y, N);
+  });
 }
 
 }  // namespace
 
-void matmul(const float* x, int M, const TensorView& weight, const TensorView* bias, float* y) {
-  check_weight(weight);
-  matmul_rows(x, M, weight, 0, weight.shape[0], y);
-  add_bias(bias, M, weight.shape[0], y);
+void matmul(const float* x, int M, const WeightMatrix& w, const float* bias, float* y, const char* region) {
+  if (w.empty()) throw Error("matmul: weight " + w.name + " has no data");
+  if (M <= 0 || w.rows <= 0) return;
+  const KernelPath path = kernel_path();
+  enum class Route { Reference, Small, Bf16, F32 } route;
+  if (path == KernelPath::Reference) route = Route::Reference;
+  else if (M <= kSmallRows) route = Route::Small;
+  else if (precision() == Precision::BF16 && bf16_supported(path)) route = Route::Bf16;
+  else route = Route::F32;
+  static const char* const kNames[] = {"matmul.reference", "matmul.few_rows", "matmul.bf16", "matmul.f32"};
+  profile::Scope scope(region ? region : kNames[static_cast<int>(route)], 2.0 * M * w.rows * w.cols,
+                       static_cast<double>(w.total_bytes()));
+  switch (route) {
+    case Route::Reference:
+      parallel_rows(w.rows, 16, [&](int64_t n0, int64_t n1) { detail::gemm_reference(x, M, w, n0, n1, y, w.rows); });
+      break;
+    case Route::Small: small_rows(x, M, w, y, path); break;
+    case Route::Bf16: bf16_rows(x, M, w, y, path); break;
+    case Route::F32: detail::gemm_f32_blas(x, M, w, y); break;
+  }
+  add_bias(bias, M, w.rows, y);
 }
 
 }  // namespace pg::kernels

@@ -1,13 +1,22 @@
 #pragma once
-// Linear layers: y[M,N] = x[M,K] * W[N,K]^T (+ bias[N]), W in PyTorch's Linear layout and
-// in its stored dtype. This is the one place the hot loop lives, so faster paths (AMX, int8,
-// 4-bit) replace the body of matmul() without touching the model code.
-#include "paligemma/tensor.h"
+// Linear layers: y[M,N] = x[M,K] * W[N,K]^T (+ bias[N]), W in PyTorch's Linear layout and in
+// its stored format (f32 / bf16 / f16 from safetensors, or int8 / q4 from `paligemma
+// quantize`). This is the one entry point of the hot loop; it picks the kernel for the
+// active path (include/paligemma/backend.h) and the number of rows:
+//   few rows (decoding):  a fused read-widen-dot over the weight, f32 activations, bound by
+//                         memory bandwidth;
+//   many rows (prefill, image): compute-bound products, AMX / AVX-512 BF16 tiles with bf16
+//                         activations (Precision::BF16) or f32 sgemm (Precision::F32).
+#include "kernels/weight_matrix.h"
 
 namespace pg::kernels {
 
-// `weight` is [N, K] (any supported dtype); `bias` is empty or [N]. `x` and `y` are f32,
-// row-major, x with row stride K and y with row stride N.
-void matmul(const float* x, int M, const TensorView& weight, const TensorView* bias, float* y);
+// x: [M, K] f32 row-major; y: [M, N] f32 row-major; bias: null or [N] f32. `region` names the
+// call in the profiler (include/paligemma/profile.h); by default the kernel taken names it.
+void matmul(const float* x, int M, const WeightMatrix& weight, const float* bias, float* y,
+            const char* region = nullptr);
+
+// Rows at or below this count take the bandwidth-bound (decode) kernels.
+constexpr int kSmallRows = 8;
 
 }  // namespace pg::kernels

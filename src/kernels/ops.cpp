@@ -1,11 +1,16 @@
 #include "kernels/ops.h"
 
+#include "kernels/ops_vector.h"
+#include "paligemma/backend.h"
+#include "paligemma/profile.h"
+
 #include <algorithm>
 #include <cmath>
 
 namespace pg::kernels {
 
 void layer_norm(float* x, int rows, int n, const float* w, const float* b, float eps) {
+  profile::Scope scope("ops.layer_norm");
 #pragma omp parallel for schedule(static) if (rows > 16)
   for (int r = 0; r < rows; ++r) {
     float* v = x + static_cast<int64_t>(r) * n;
@@ -23,6 +28,7 @@ void layer_norm(float* x, int rows, int n, const float* w, const float* b, float
 }
 
 void rms_norm(const float* x, float* out, int rows, int n, const float* w, float eps) {
+  profile::Scope scope("ops.rms_norm");
 #pragma omp parallel for schedule(static) if (rows > 16)
   for (int r = 0; r < rows; ++r) {
     const float* v = x + static_cast<int64_t>(r) * n;
@@ -34,7 +40,33 @@ void rms_norm(const float* x, float* out, int rows, int n, const float* w, float
   }
 }
 
+namespace {
+
+// Runs fn(begin, count) over [0, n) in chunks, in parallel when n is large.
+template <typename Fn>
+void chunked(int64_t n, Fn&& fn) {
+  constexpr int64_t kChunk = 16384;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c) fn(c * kChunk, std::min(kChunk, n - c * kChunk));
+}
+
+bool use_avx512() { return kernel_path() == KernelPath::Avx512 || kernel_path() == KernelPath::Amx; }
+
+}  // namespace
+
 void gelu_tanh(float* x, int64_t n) {
+  profile::Scope scope("ops.gelu");
+  if (kernel_path() != KernelPath::Reference) {
+    const bool wide = use_avx512();
+    chunked(n, [&](int64_t i, int64_t count) {
+      if (wide)
+        detail::gelu_tanh_avx512(x + i, count);
+      else
+        detail::gelu_tanh_avx2(x + i, count);
+    });
+    return;
+  }
   const float k = 0.7978845608028654f;  // sqrt(2 / pi)
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
@@ -44,11 +76,22 @@ void gelu_tanh(float* x, int64_t n) {
 }
 
 void gelu_erf(float* x, int64_t n) {
+  profile::Scope scope("ops.gelu");
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.7071067811865476f));
 }
 
 void soft_cap(float* x, int64_t n, float cap) {
+  if (kernel_path() != KernelPath::Reference) {
+    const bool wide = use_avx512();
+    chunked(n, [&](int64_t i, int64_t count) {
+      if (wide)
+        detail::soft_cap_avx512(x + i, count, cap);
+      else
+        detail::soft_cap_avx2(x + i, count, cap);
+    });
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] / cap) * cap;
 }
 

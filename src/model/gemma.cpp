@@ -14,8 +14,10 @@
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/quantize.h"
 #include "model/weights.h"
 #include "paligemma/error.h"
+#include "paligemma/profile.h"
 
 namespace pg {
 namespace {
@@ -40,11 +42,34 @@ KVCache Model::new_cache(int capacity, int prefix_len) const {
   KVCache cache;
   cache.capacity = capacity;
   cache.prefix_len = prefix_len;
-  const size_t per_layer = static_cast<size_t>(tc.num_kv_heads) * capacity * tc.head_dim;
-  cache.k.assign(tc.num_layers, std::vector<float>(per_layer));
-  cache.v.assign(tc.num_layers, std::vector<float>(per_layer));
+  cache.dtype = options_.kv_cache;
+  const size_t per_layer =
+      static_cast<size_t>(tc.num_kv_heads) * capacity * tc.head_dim * dtype_size(cache.dtype);
+  cache.k.assign(tc.num_layers, std::vector<uint8_t>(per_layer));
+  cache.v.assign(tc.num_layers, std::vector<uint8_t>(per_layer));
   return cache;
 }
+
+size_t KVCache::bytes() const {
+  size_t n = 0;
+  for (const auto& layer : k) n += layer.size();
+  for (const auto& layer : v) n += layer.size();
+  return n;
+}
+
+namespace {
+
+// D values of one head at cache position p, in the cache's dtype.
+void store_kv(const float* src, int D, DType dtype, uint8_t* layer, int64_t index) {
+  if (dtype == DType::BF16) {
+    uint16_t* dst = reinterpret_cast<uint16_t*>(layer) + index * D;
+    for (int d = 0; d < D; ++d) dst[d] = f32_to_bf16(src[d]);
+  } else {
+    std::copy_n(src, D, reinterpret_cast<float*>(layer) + index * D);
+  }
+}
+
+}  // namespace
 
 void Model::decode(std::vector<DecoderStep>& steps) const {
   const TextConfig& tc = config_.text;
@@ -84,7 +109,7 @@ void Model::decode(std::vector<DecoderStep>& steps) const {
       }
       if (id < 0 || id >= V) throw Error("token id " + std::to_string(id) + " is outside the vocabulary of " +
                                          std::to_string(V));
-      convert_to_f32(w.embed.dtype, w.embed.data, static_cast<size_t>(id) * H, H, row);
+      kernels::dequantize_rows_f32(w.embed, id, 1, row);
       for (int i = 0; i < H; ++i) row[i] *= normalizer;
     }
   }
@@ -126,21 +151,21 @@ void Model::decode(std::vector<DecoderStep>& steps) const {
                       ? tc.sliding_window : 0;
     for (size_t s = 0; s < steps.size(); ++s) {
       KVCache& cache = *steps[s].cache;
-      float* kc = cache.k[l].data();
-      float* vc = cache.v[l].data();
+      uint8_t* kc = cache.k[l].data();
+      uint8_t* vc = cache.v[l].data();
       for (int t = 0; t < steps[s].count; ++t) {
         const int r = row0[s] + t, p = cache.length + t;
         for (int g = 0; g < tc.num_kv_heads; ++g) {
-          std::copy_n(k.data() + static_cast<int64_t>(r) * kv_dim + g * D, D,
-                      kc + (static_cast<int64_t>(g) * cache.capacity + p) * D);
-          std::copy_n(v.data() + static_cast<int64_t>(r) * kv_dim + g * D, D,
-                      vc + (static_cast<int64_t>(g) * cache.capacity + p) * D);
+          const int64_t index = static_cast<int64_t>(g) * cache.capacity + p;
+          store_kv(k.data() + static_cast<int64_t>(r) * kv_dim + g * D, D, cache.dtype, kc, index);
+          store_kv(v.data() + static_cast<int64_t>(r) * kv_dim + g * D, D, cache.dtype, vc, index);
         }
       }
       mask.prefix_len = cache.prefix_len;
-      kernels::attention(q.data() + static_cast<int64_t>(row0[s]) * q_dim, steps[s].count, cache.length, kc, vc,
-                         cache.length + steps[s].count, cache.capacity, shape, mask,
-                         attn.data() + static_cast<int64_t>(row0[s]) * q_dim);
+      profile::Scope scope("attention.text");
+      kernels::attention(q.data() + static_cast<int64_t>(row0[s]) * q_dim, steps[s].count, cache.length,
+                         kernels::KVView{kc, vc, cache.dtype, cache.capacity}, cache.length + steps[s].count, shape,
+                         mask, attn.data() + static_cast<int64_t>(row0[s]) * q_dim);
     }
     kernels::matmul(attn.data(), R, L.o.weight, nullptr, o.data());
     if (gemma2) {
@@ -186,7 +211,7 @@ void Model::decode(std::vector<DecoderStep>& steps) const {
     all_logits.resize(static_cast<size_t>(rows) * V);
     out = all_logits.data();
   }
-  kernels::matmul(hn.data(), rows, w.lm_head, nullptr, out);
+  kernels::matmul(hn.data(), rows, w.lm_head, nullptr, out, "matmul.lm_head");
   if (cap) kernels::soft_cap(out, static_cast<int64_t>(rows) * V, tc.final_logit_softcap);
   if (single) return;
   int i = 0;

@@ -1,11 +1,9 @@
 #include "paligemma/model.h"
 
-#include <cblas.h>
-#include <omp.h>
-
 #include <filesystem>
 
 #include "model/weights.h"
+#include "paligemma/backend.h"
 #include "paligemma/error.h"
 
 namespace pg {
@@ -20,10 +18,9 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
   m->options_ = options;
   if (options.threads < 0 || options.threads > 1024)
     throw Error("threads must be between 0 (all cores) and 1024, not " + std::to_string(options.threads));
-  if (options.threads > 0) {
-    omp_set_num_threads(options.threads);
-    openblas_set_num_threads(options.threads);
-  }
+  if (options.threads > 0) set_threads(options.threads);
+  if (options.kv_cache != DType::F32 && options.kv_cache != DType::BF16)
+    throw Error(std::string("KV cache dtype must be F32 or BF16, not ") + dtype_name(options.kv_cache));
   m->config_ = load_model_config(model_dir);
   m->tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(model_dir + "/tokenizer.model"));
   const int tok_vocab = m->tokenizer_->vocab_size();
@@ -33,7 +30,20 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
                 " in config.json");
   m->checkpoint_ = Checkpoint::open(model_dir);
   m->weights_ = load_weights(m->checkpoint_, m->config_);
+  if (options.image_cache_entries < 0) throw Error("image_cache_entries must be >= 0");
+  m->image_cache_ = std::make_unique<ImageFeatureCache>(options.image_cache_entries);
   return m;
+}
+
+ImageFeatureCache::Features Model::encode_image_cached(const std::vector<float>& pixels) const {
+  const int S = config_.vision.image_size;
+  const size_t expected = static_cast<size_t>(config_.vision.num_channels) * S * S;
+  if (pixels.size() != expected)
+    throw Error("image has " + std::to_string(pixels.size()) + " values, the model expects " +
+                std::to_string(expected) + " (" + std::to_string(config_.vision.num_channels) + " x " +
+                std::to_string(S) + " x " + std::to_string(S) + ")");
+  return image_cache_->get_or_compute(pixels,
+                                      [this](const std::vector<float>& px) { return encode_image(px.data()); });
 }
 
 }  // namespace pg

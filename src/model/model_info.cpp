@@ -1,22 +1,72 @@
 #include "paligemma/model_info.h"
 
 #include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "paligemma/quantize.h"
 
 namespace pg {
 
 ParameterCounts count_parameters(const Checkpoint& ckpt) {
   ParameterCounts c;
+  const std::string suffix = kQuantScaleSuffix;
+  auto is_scale = [&](const std::string& name) {
+    return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
   for (const auto& name : ckpt.names()) {
     const TensorView& t = ckpt.get(name);
-    const int64_t n = t.numel();
+    if (is_scale(name)) {
+      c.weight_bytes += static_cast<int64_t>(t.nbytes());
+      continue;
+    }
+    const bool quantised = (t.dtype == DType::I8 || t.dtype == DType::U8) && ckpt.has(name + suffix);
+    const int64_t n = quantised && t.dtype == DType::U8 ? 2 * t.numel() : t.numel();
     if (name.rfind("vision_tower.", 0) == 0) c.vision += n;
     else if (name.rfind("multi_modal_projector.", 0) == 0) c.projector += n;
     else if (name.rfind("language_model.", 0) == 0) c.language += n;
     else c.other += n;
-    c.by_dtype[dtype_name(t.dtype)] += n;
+    c.by_dtype[quantised ? (t.dtype == DType::I8 ? "int8" : "q4") : dtype_name(t.dtype)] += n;
     c.weight_bytes += static_cast<int64_t>(t.nbytes());
   }
   return c;
+}
+
+WeightFormats weight_formats(const Checkpoint& ckpt) {
+  WeightFormats f;
+  std::set<std::string> vision, text, embedding;
+  auto starts = [](const std::string& s, const char* p) { return s.rfind(p, 0) == 0; };
+  for (const auto& name : ckpt.names()) {
+    const TensorView& t = ckpt.get(name);
+    f.weight_bytes += static_cast<int64_t>(t.nbytes());
+    if (name.size() < 7 || name.compare(name.size() - 7, 7, ".weight") != 0) continue;
+    if (t.shape.size() != 2) continue;
+    std::string format;
+    if (t.dtype == DType::I8) format = "int8";
+    else if (t.dtype == DType::U8) format = "q4";
+    else {
+      format = dtype_name(t.dtype);
+      for (char& ch : format) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+    const bool linear = name.find(".self_attn.") != std::string::npos || name.find(".mlp.") != std::string::npos;
+    if ((starts(name, "vision_tower.vision_model.encoder.layers.") && linear) ||
+        name == "multi_modal_projector.linear.weight")
+      vision.insert(format);
+    else if (starts(name, "language_model.model.layers.") && linear)
+      text.insert(format);
+    else if (name == "language_model.model.embed_tokens.weight" || name == "language_model.lm_head.weight")
+      embedding.insert(format);
+  }
+  auto join = [](const std::set<std::string>& s) {
+    std::string out;
+    for (const auto& x : s) out += (out.empty() ? "" : "+") + x;
+    return out;
+  };
+  f.vision = join(vision);
+  f.text = join(text);
+  f.embedding = join(embedding);
+  if (auto m = read_quantization_manifest(ckpt.dir())) f.quantized_version = m->version;
+  return f;
 }
 
 MemoryEstimate estimate_memory(const ModelConfig& config, int64_t weight_bytes, int images, int text_tokens,

@@ -10,6 +10,7 @@
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "model/weights.h"
+#include "paligemma/profile.h"
 
 namespace pg {
 namespace {
@@ -41,10 +42,8 @@ std::vector<float> Model::encode_image(const float* pixels, std::vector<float>* 
           std::copy_n(pixels + (static_cast<int64_t>(c) * S + py * P + ky) * S + px * P, P,
                       dst + (c * P + ky) * P);
     }
-  TensorView patch_matrix = w.patch_w;
-  patch_matrix.shape = {Hv, patch_len};
   std::vector<float> x(static_cast<size_t>(N) * Hv);
-  kernels::matmul(patches.data(), N, patch_matrix, nullptr, x.data());
+  kernels::matmul(patches.data(), N, w.patch_w, nullptr, x.data());
   std::vector<float> pos_row(Hv);
   for (int n = 0; n < N; ++n) {
     convert_to_f32(w.position.dtype, w.position.data, static_cast<size_t>(n) * Hv, Hv, pos_row.data());
@@ -65,30 +64,34 @@ std::vector<float> Model::encode_image(const float* pixels, std::vector<float>* 
   for (const VisionLayer& L : w.vision) {
     h = x;
     kernels::layer_norm(h.data(), N, Hv, L.ln1_w.data(), L.ln1_b.data(), vc.layer_norm_eps);
-    kernels::matmul(h.data(), N, L.q.weight, &L.q.bias, q.data());
-    kernels::matmul(h.data(), N, L.k.weight, &L.k.bias, k.data());
-    kernels::matmul(h.data(), N, L.v.weight, &L.v.bias, v.data());
+    kernels::matmul(h.data(), N, L.q.weight, L.q.bias_data(), q.data());
+    kernels::matmul(h.data(), N, L.k.weight, L.k.bias_data(), k.data());
+    kernels::matmul(h.data(), N, L.v.weight, L.v.bias_data(), v.data());
     split_heads(k.data(), N, vc.num_heads, vc.head_dim(), kh.data());
     split_heads(v.data(), N, vc.num_heads, vc.head_dim(), vh.data());
-    kernels::attention(q.data(), N, 0, kh.data(), vh.data(), N, N, shape, bidirectional, attn.data());
-    kernels::matmul(attn.data(), N, L.out.weight, &L.out.bias, h.data());
+    {
+      profile::Scope scope("attention.vision");
+      kernels::attention(q.data(), N, 0, kernels::KVView{kh.data(), vh.data(), DType::F32, N}, N, shape,
+                         bidirectional, attn.data());
+    }
+    kernels::matmul(attn.data(), N, L.out.weight, L.out.bias_data(), h.data());
     kernels::add(x.data(), h.data(), x.size());
 
     h = x;
     kernels::layer_norm(h.data(), N, Hv, L.ln2_w.data(), L.ln2_b.data(), vc.layer_norm_eps);
-    kernels::matmul(h.data(), N, L.fc1.weight, &L.fc1.bias, mlp.data());
+    kernels::matmul(h.data(), N, L.fc1.weight, L.fc1.bias_data(), mlp.data());
     if (vc.hidden_act == "gelu")
       kernels::gelu_erf(mlp.data(), mlp.size());
     else
       kernels::gelu_tanh(mlp.data(), mlp.size());
-    kernels::matmul(mlp.data(), N, L.fc2.weight, &L.fc2.bias, h.data());
+    kernels::matmul(mlp.data(), N, L.fc2.weight, L.fc2.bias_data(), h.data());
     kernels::add(x.data(), h.data(), x.size());
   }
   kernels::layer_norm(x.data(), N, Hv, w.post_ln_w.data(), w.post_ln_b.data(), vc.layer_norm_eps);
   if (vision_hidden) *vision_hidden = x;
 
   std::vector<float> features(static_cast<size_t>(N) * config_.projection_dim);
-  kernels::matmul(x.data(), N, w.projector.weight, &w.projector.bias, features.data());
+  kernels::matmul(x.data(), N, w.projector.weight, w.projector.bias_data(), features.data());
   return features;
 }
 

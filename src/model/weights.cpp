@@ -1,6 +1,9 @@
 #include "model/weights.h"
 
 #include "kernels/ops.h"
+#include "kernels/quantize.h"
+#include "paligemma/error.h"
+#include "paligemma/quantize.h"
 
 namespace pg {
 namespace {
@@ -8,9 +11,64 @@ namespace {
 class Fetcher {
  public:
   Fetcher(const Checkpoint& ckpt) : ckpt_(ckpt) {}
-  TensorView matrix(const std::string& name, std::vector<int64_t> shape) { return ckpt_.get(name, shape); }
+  // A float matrix as stored, or a quantised one (docs/QUANTIZATION.md): NAME with dtype I8
+  // [rows, cols] or U8 [rows, q4_row_bytes(cols)] plus NAME.q_scale (F32 [rows] or
+  // F16 [rows, q4_blocks(cols)]). `shape` is what config.json implies for the float tensor.
+  kernels::WeightMatrix matrix(const std::string& name, std::vector<int64_t> shape) {
+    const std::string scale_name = name + kQuantScaleSuffix;
+    const bool has_scale = ckpt_.has(scale_name);
+    const TensorView& t = ckpt_.get(name);
+    if (t.dtype != DType::I8 && t.dtype != DType::U8) {
+      if (has_scale)
+        throw Error("tensor " + described(name) + " in " + ckpt_.file_of(name) + " has dtype " +
+                    dtype_name(t.dtype) + " but a scale tensor " + scale_name +
+                    "; quantised matrices are stored as I8 (int8) or U8 (q4)");
+      return kernels::weight_from_tensor_flat(ckpt_.get(name, shape));
+    }
+    const bool int8 = t.dtype == DType::I8;
+    const std::string what = std::string(int8 ? "int8" : "q4") + " tensor " + described(name) + " in " +
+                             ckpt_.file_of(name);
+    if (!has_scale)
+      throw Error(what + " (dtype " + dtype_name(t.dtype) + ") has no scale tensor " + scale_name +
+                  " (a quantised matrix needs its scales; re-run `paligemma quantize`)");
+    if (shape.size() != 2)
+      throw Error(what + ": only 2-D matrices may be quantised, but config.json implies shape " +
+                  shape_string(shape) + " for it");
+    const int64_t rows = shape[0], cols = shape[1];
+    const std::vector<int64_t> data_shape = {rows, int8 ? cols : kernels::q4_row_bytes(cols)};
+    if (t.shape != data_shape)
+      throw Error(what + " has shape " + shape_string(t.shape) + " but config.json implies " +
+                  shape_string(data_shape) + " (the " + (int8 ? "int8" : "q4") + " layout of [" +
+                  std::to_string(rows) + ", " + std::to_string(cols) + "])");
+    const TensorView& s = ckpt_.get(scale_name);
+    const DType scale_dtype = int8 ? DType::F32 : DType::F16;
+    const std::vector<int64_t> scale_shape =
+        int8 ? std::vector<int64_t>{rows} : std::vector<int64_t>{rows, kernels::q4_blocks(cols)};
+    const std::string swhat = "scale tensor " + described(scale_name) + " in " + ckpt_.file_of(scale_name) +
+                              " (for " + (int8 ? "int8" : "q4") + " tensor " + name + ")";
+    if (s.dtype != scale_dtype)
+      throw Error(swhat + " has dtype " + dtype_name(s.dtype) + " but must be " + dtype_name(scale_dtype));
+    if (s.shape != scale_shape)
+      throw Error(swhat + " has shape " + shape_string(s.shape) + " but must be " + shape_string(scale_shape));
+    kernels::WeightMatrix w;
+    w.name = name;
+    w.format = int8 ? kernels::WeightFormat::Int8 : kernels::WeightFormat::Q4;
+    w.rows = rows;
+    w.cols = cols;
+    w.data = t.data;
+    w.scales = s.data;
+    return w;
+  }
+  // A tensor that must stay in a float dtype (norms, biases, position embedding).
+  const TensorView& float_tensor(const std::string& name, const std::vector<int64_t>& shape) {
+    const TensorView& t = ckpt_.get(name, shape);
+    if (t.dtype == DType::I8 || t.dtype == DType::U8)
+      throw Error("tensor " + described(name) + " in " + ckpt_.file_of(name) + " has dtype " + dtype_name(t.dtype) +
+                  ", but only weight matrices may be quantised; it must be F32, BF16 or F16");
+    return t;
+  }
   Vec vec(const std::string& name, int64_t n) {
-    const TensorView& t = ckpt_.get(name, {n});
+    const TensorView& t = float_tensor(name, {n});
     Vec out;
     out.v.resize(n);
     kernels::to_f32(t, out.v.data());
@@ -19,17 +77,22 @@ class Fetcher {
   Linear linear(const std::string& prefix, int64_t out, int64_t in, bool bias) {
     Linear l;
     l.weight = matrix(prefix + ".weight", {out, in});
-    if (bias) l.bias = ckpt_.get(prefix + ".bias", {out});
+    if (bias) l.bias = vec(prefix + ".bias", out);
     return l;
   }
 
  private:
+  std::string described(const std::string& name) const {
+    const std::string& stored = ckpt_.stored_name_of(name);
+    return stored == name ? name : name + " (stored as " + stored + ")";
+  }
   const Checkpoint& ckpt_;
 };
 
 }  // namespace
 
 std::unique_ptr<Model::Weights> load_weights(const Checkpoint& ckpt, const ModelConfig& c) {
+  read_quantization_manifest(ckpt.dir());  // format / version check (quantised outputs)
   auto w = std::make_unique<Model::Weights>();
   Fetcher f(ckpt);
   const auto& vc = c.vision;
@@ -37,7 +100,7 @@ std::unique_ptr<Model::Weights> load_weights(const Checkpoint& ckpt, const Model
   const std::string vp = "vision_tower.vision_model.";
   w->patch_w = f.matrix(vp + "embeddings.patch_embedding.weight", {Hv, vc.num_channels, P, P});
   w->patch_b = f.vec(vp + "embeddings.patch_embedding.bias", Hv);
-  w->position = f.matrix(vp + "embeddings.position_embedding.weight", {vc.num_patches(), Hv});
+  w->position = f.float_tensor(vp + "embeddings.position_embedding.weight", {vc.num_patches(), Hv});
   for (int i = 0; i < vc.num_layers; ++i) {
     const std::string lp = vp + "encoder.layers." + std::to_string(i) + ".";
     VisionLayer L;

@@ -4,6 +4,7 @@
 // are widened to f32 once; matrices stay in the mapped file in their stored dtype.
 #include <vector>
 
+#include "kernels/weight_matrix.h"
 #include "paligemma/model.h"
 
 namespace pg {
@@ -14,8 +15,9 @@ struct Vec {  // a small f32 copy of a 1-D tensor
 };
 
 struct Linear {
-  TensorView weight;  // [out, in]
-  TensorView bias;    // [out] or empty
+  kernels::WeightMatrix weight;  // [out, in], any format
+  Vec bias;                      // [out] or empty
+  const float* bias_data() const { return bias.v.empty() ? nullptr : bias.v.data(); }
 };
 
 struct VisionLayer {
@@ -32,16 +34,16 @@ struct TextLayer {
 };
 
 struct Model::Weights {
-  TensorView patch_w;  // [Hv, 3, P, P]
+  kernels::WeightMatrix patch_w;  // [Hv, 3 * P * P]: the OIHW conv kernel as a matrix
   Vec patch_b;
   TensorView position;  // [N, Hv]
   std::vector<VisionLayer> vision;
   Vec post_ln_w, post_ln_b;
   Linear projector;
-  TensorView embed;  // [V, H]
+  kernels::WeightMatrix embed;  // [V, H]
   std::vector<TextLayer> text;
   Vec final_norm;
-  TensorView lm_head;  // [V, H]: the embedding when the checkpoint ties them
+  kernels::WeightMatrix lm_head;  // [V, H]: the embedding when the checkpoint ties them
 };
 
 std::unique_ptr<Model::Weights> load_weights(const Checkpoint& ckpt, const ModelConfig& config);

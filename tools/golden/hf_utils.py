@@ -81,3 +81,17 @@ def check_hf_tokenizer(tokenizer_path: Path, samples: list[str]) -> None:
     assert not bad, f"HF/SentencePiece disagree on {len(bad)} strings, e.g. {bad[:3]!r}"
     log(f"[tokenizer] transformers GemmaTokenizer == sentencepiece on {len(lines)} strings; "
         f"loc/seg single tokens; <image> = {IMAGE_TOKEN_ID}")
+
+
+def prompt_inputs(config, image_path: Path, prompt: str) -> dict:
+    """The tensors transformers' PaliGemmaProcessor makes for one image and one
+    prefix (`<image>` x N, `<bos>`, prompt, `\\n`), for a model with this
+    PaliGemmaConfig: input_ids, token_type_ids, attention_mask, pixel_values
+    (batch 1).  `labels` (returned because token_type_ids are) is dropped, so the
+    dict can be passed to the model's forward or generate as is."""
+    from transformers.image_utils import load_image
+
+    vc = config.vision_config
+    proc = make_processor(vc.image_size, vc.patch_size)
+    inputs = proc(images=load_image(str(image_path)), text=prompt, return_tensors="pt")
+    return {k: v for k, v in inputs.items() if k != "labels"}

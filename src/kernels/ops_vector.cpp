@@ -1,0 +1,68 @@
+// Vectorised element-wise ops (GELU-tanh, soft-cap) for the AVX-512 and AVX2 paths, built on
+// vector_math.h's tanh (absolute error <= 1.2e-7). Called by ops.cpp on chunks of a tensor.
+#include "kernels/ops_vector.h"
+
+#include "kernels/vector_math.h"
+
+namespace pg::kernels::detail {
+namespace {
+constexpr float kSqrt2OverPi = 0.7978845608028654f;
+constexpr float kGeluCubic = 0.044715f;
+}  // namespace
+
+PG_TARGET_AVX512 void gelu_tanh_avx512(float* x, int64_t n) {
+  const __m512 k = _mm512_set1_ps(kSqrt2OverPi), c = _mm512_set1_ps(kGeluCubic), half = _mm512_set1_ps(0.5f),
+               one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    const __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
+    const __m512 t = vmath::tanh512(_mm512_mul_ps(k, _mm512_fmadd_ps(c, v3, v)));
+    _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_mul_ps(half, v), _mm512_add_ps(one, t)));
+  }
+}
+
+PG_TARGET_AVX2 void gelu_tanh_avx2(float* x, int64_t n) {
+  const __m256 k = _mm256_set1_ps(kSqrt2OverPi), c = _mm256_set1_ps(kGeluCubic), half = _mm256_set1_ps(0.5f),
+               one = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
+    const __m256 t = vmath::tanh256(_mm256_mul_ps(k, _mm256_fmadd_ps(c, v3, v)));
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, t)));
+  }
+  if (i < n) {
+    float tail[8] = {};
+    for (int64_t j = i; j < n; ++j) tail[j - i] = x[j];
+    const __m256 v = _mm256_loadu_ps(tail);
+    const __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
+    const __m256 t = vmath::tanh256(_mm256_mul_ps(k, _mm256_fmadd_ps(c, v3, v)));
+    _mm256_storeu_ps(tail, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, t)));
+    for (int64_t j = i; j < n; ++j) x[j] = tail[j - i];
+  }
+}
+
+PG_TARGET_AVX512 void soft_cap_avx512(float* x, int64_t n, float cap) {
+  const __m512 c = _mm512_set1_ps(cap), inv = _mm512_set1_ps(1.0f / cap);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(vmath::tanh512(_mm512_mul_ps(v, inv)), c));
+  }
+}
+
+PG_TARGET_AVX2 void soft_cap_avx2(float* x, int64_t n, float cap) {
+  const __m256 c = _mm256_set1_ps(cap), inv = _mm256_set1_ps(1.0f / cap);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_mul_ps(vmath::tanh256(_mm256_mul_ps(_mm256_loadu_ps(x + i), inv)), c));
+  if (i < n) {
+    float tail[8] = {};
+    for (int64_t j = i; j < n; ++j) tail[j - i] = x[j];
+    _mm256_storeu_ps(tail, _mm256_mul_ps(vmath::tanh256(_mm256_mul_ps(_mm256_loadu_ps(tail), inv)), c));
+    for (int64_t j = i; j < n; ++j) x[j] = tail[j - i];
+  }
+}
+
+}  // namespace pg::kernels::detail

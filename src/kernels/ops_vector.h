@@ -1,0 +1,12 @@
+#pragma once
+// ISA-specific bodies of element-wise ops (see ops.cpp for the dispatch and the reference).
+#include <cstdint>
+
+namespace pg::kernels::detail {
+
+void gelu_tanh_avx512(float* x, int64_t n);
+void gelu_tanh_avx2(float* x, int64_t n);
+void soft_cap_avx512(float* x, int64_t n, float cap);
+void soft_cap_avx2(float* x, int64_t n, float cap);
+
+}  // namespace pg::kernels::detail

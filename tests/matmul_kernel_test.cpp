@@ -1,0 +1,187 @@
+// Every matmul path forced in turn (reference, AVX2, AVX-512, AMX; f32 and bf16 precision)
+// against a double-precision product of the same operands, for every weight format and for
+// shapes that hit every tail (rows not a multiple of 16/32, K not a multiple of 16/32).
+//
+// The yardstick mirrors what each path is specified to compute: f32-precision paths use the
+// exact dequantised weights and f32 activations; bf16-precision paths round the activations,
+// and the weights they widen (every format but int8, whose integers are exact in bf16 and
+// whose scale is applied after the sum), to bf16 first. What remains is accumulation error,
+// so the tolerance is tight (relative to sum |w x|) and any layout mistake shows.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <iostream>
+#include <random>
+#include <vector>
+
+#include "kernels/matmul.h"
+#include "kernels/quantize.h"
+#include "paligemma/backend.h"
+#include "paligemma/error.h"
+#include "test_util.h"
+
+namespace {
+
+using pg::KernelPath;
+using pg::Precision;
+using pg::kernels::WeightFormat;
+using pg::kernels::WeightMatrix;
+
+struct OwnedWeight {
+  WeightMatrix view;
+  std::vector<uint8_t> data;
+  std::vector<uint8_t> scales;
+};
+
+OwnedWeight make_weight(WeightFormat format, int64_t N, int64_t K, std::mt19937& rng) {
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> w(N * K);
+  for (float& v : w) v = dist(rng);
+  OwnedWeight o;
+  o.view.name = "test";
+  o.view.format = format;
+  o.view.rows = N;
+  o.view.cols = K;
+  o.data.resize(N * o.view.row_bytes());
+  for (int64_t n = 0; n < N; ++n) {
+    const float* row = w.data() + n * K;
+    uint8_t* dst = o.data.data() + n * o.view.row_bytes();
+    switch (format) {
+      case WeightFormat::F32: std::memcpy(dst, row, K * 4); break;
+      case WeightFormat::BF16:
+        for (int64_t k = 0; k < K; ++k) reinterpret_cast<uint16_t*>(dst)[k] = pg::f32_to_bf16(row[k]);
+        break;
+      case WeightFormat::F16:
+        for (int64_t k = 0; k < K; ++k) reinterpret_cast<uint16_t*>(dst)[k] = pg::f32_to_f16(row[k]);
+        break;
+      case WeightFormat::Int8:
+        o.scales.resize(N * 4);
+        pg::kernels::quantize_row_int8(row, K, reinterpret_cast<int8_t*>(dst),
+                                       reinterpret_cast<float*>(o.scales.data()) + n);
+        break;
+      case WeightFormat::Q4:
+        o.scales.resize(N * pg::kernels::q4_blocks(K) * 2);
+        pg::kernels::quantize_row_q4(row, K, dst,
+                                     reinterpret_cast<uint16_t*>(o.scales.data()) + n * pg::kernels::q4_blocks(K));
+        break;
+    }
+  }
+  o.view.data = o.data.data();
+  o.view.scales = o.scales.empty() ? nullptr : o.scales.data();
+  return o;
+}
+
+float round_bf16(float v) { return pg::bf16_to_f32(pg::f32_to_bf16(v)); }
+
+// Expected y and the scale sum |w x| per element, in double.
+void expected(const std::vector<float>& x, int M, const WeightMatrix& w, bool bf16_inputs,
+              std::vector<double>* y, std::vector<double>* mag) {
+  const int64_t N = w.rows, K = w.cols;
+  std::vector<float> wf(N * K);
+  pg::kernels::dequantize_rows_f32(w, 0, N, wf.data());
+  y->assign(M * N, 0.0);
+  mag->assign(M * N, 0.0);
+  for (int m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double acc = 0, a = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        double xv = x[m * K + k], wv = wf[n * K + k];
+        if (bf16_inputs) {
+          xv = round_bf16(static_cast<float>(xv));
+          if (w.format != WeightFormat::Int8) wv = round_bf16(static_cast<float>(wv));
+        }
+        acc += xv * wv;
+        a += std::fabs(xv * wv);
+      }
+      (*y)[m * N + n] = acc;
+      (*mag)[m * N + n] = a;
+    }
+}
+
+struct Case {
+  int M;
+  int64_t N, K;
+};
+
+void check_all_formats(KernelPath path, Precision precision, const std::vector<Case>& cases) {
+  pg::test::BackendGuard guard;
+  pg::set_kernel_path(path);
+  pg::set_precision(precision);
+  std::mt19937 rng(1234);
+  for (WeightFormat format :
+       {WeightFormat::F32, WeightFormat::BF16, WeightFormat::F16, WeightFormat::Int8, WeightFormat::Q4}) {
+    for (const Case& c : cases) {
+      OwnedWeight w = make_weight(format, c.N, c.K, rng);
+      std::normal_distribution<float> dist(0.0f, 1.0f);
+      std::vector<float> x(c.M * c.K);
+      for (float& v : x) v = dist(rng);
+      std::vector<float> bias(c.N);
+      for (float& v : bias) v = dist(rng);
+      std::vector<float> y(c.M * c.N, -777.0f);
+      pg::kernels::matmul(x.data(), c.M, w.view, bias.data(), y.data());
+      // Few rows always take the f32 (decode) kernels; the reference path is always f32.
+      const bool bf16_inputs =
+          precision == Precision::BF16 && path != KernelPath::Reference && c.M > pg::kernels::kSmallRows;
+      std::vector<double> want, mag;
+      expected(x, c.M, w.view, bf16_inputs, &want, &mag);
+      double worst = 0;
+      for (int64_t i = 0; i < c.M * c.N; ++i) {
+        const double err = std::fabs(y[i] - bias[i % c.N] - want[i]);
+        const double tol = 2e-6 * mag[i] + 1e-5;
+        worst = std::max(worst, err / tol);
+        ASSERT_LE(err, tol) << pg::kernel_path_name(path) << "/" << pg::precision_name(precision) << " "
+                            << pg::kernels::weight_format_name(format) << " M=" << c.M << " N=" << c.N
+                            << " K=" << c.K << " element " << i << ": got " << y[i] - bias[i % c.N] << " want "
+                            << want[i];
+      }
+    }
+  }
+}
+
+const std::vector<Case> kCases = {
+    {1, 1, 7},   {1, 37, 100}, {2, 16, 32},  {3, 5, 64},   {4, 64, 48},  {8, 33, 588},
+    {9, 17, 33}, {16, 32, 64}, {17, 48, 96}, {33, 64, 100}, {40, 70, 588}, {64, 96, 1152},
+    // K long enough that the AMX kernel splits it into chunks (and SigLIP's fc2 K = 4304).
+    {20, 40, 4304}, {33, 33, 9216},
+};
+
+std::vector<KernelPath> supported_paths() {
+  std::vector<KernelPath> out;
+  for (KernelPath p : {KernelPath::Reference, KernelPath::Avx2, KernelPath::Avx512, KernelPath::Amx})
+    if (pg::kernel_path_supported(p)) out.push_back(p);
+  return out;
+}
+
+TEST(MatmulKernels, EveryPathF32) {
+  for (KernelPath p : supported_paths()) check_all_formats(p, Precision::F32, kCases);
+}
+
+TEST(MatmulKernels, EveryPathBf16) {
+  int tested = 0;
+  for (KernelPath p : supported_paths()) {
+    if (!pg::bf16_supported(p)) continue;
+    check_all_formats(p, Precision::BF16, kCases);
+    ++tested;
+  }
+  if (tested == 0) GTEST_SKIP() << "no bf16 hardware on this CPU: " << pg::cpu_features_string();
+}
+
+TEST(MatmulKernels, ReportsPaths) {
+  // The machines this project targets have AVX2; say what else was exercised.
+  EXPECT_TRUE(pg::kernel_path_supported(KernelPath::Reference));
+  std::string paths;
+  for (KernelPath p : supported_paths()) paths += std::string(pg::kernel_path_name(p)) + " ";
+  RecordProperty("paths", paths);
+  std::cout << "CPU: " << pg::cpu_features_string() << "; kernel paths tested: " << paths << "\n";
+}
+
+TEST(MatmulKernels, UnsupportedChoicesAreRefused) {
+  pg::test::BackendGuard guard;
+  EXPECT_THROW(pg::parse_kernel_path("sse9"), pg::Error);
+  EXPECT_THROW(pg::parse_precision("fp8"), pg::Error);
+  pg::set_kernel_path(KernelPath::Reference);
+  EXPECT_THROW(pg::set_precision(Precision::BF16), pg::Error);
+}
+
+}  // namespace
