@@ -5,10 +5,12 @@
 // The yardstick mirrors what each path is specified to compute: f32-precision paths use the
 // exact dequantised weights and f32 activations; bf16-precision paths round the activations,
 // and the weights they widen (every format but int8, whose integers are exact in bf16 and
-// whose scale is applied after the sum), to bf16 first. What remains is accumulation error,
+// whose scale is applied after the sum), to bf16 first; bf16-precision decoding (few rows)
+// with int8 / q4 weights on VNNI rounds the activations to int8 in blocks of 32. What remains is accumulation error,
 // so the tolerance is tight (relative to sum |w x|) and any layout mistake shows.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <iostream>
@@ -74,10 +76,28 @@ OwnedWeight make_weight(WeightFormat format, int64_t N, int64_t K, std::mt19937&
 
 float round_bf16(float v) { return pg::bf16_to_f32(pg::f32_to_bf16(v)); }
 
+enum class Inputs { F32, Bf16, Int8Blocks };
+
+// x on the int8 grid of its 32-column blocks (scale = max|x| / 127), as gemv_vnni.cpp does.
+std::vector<float> int8_blocks(const std::vector<float>& x, int M, int64_t K) {
+  std::vector<float> out(x.size());
+  for (int m = 0; m < M; ++m)
+    for (int64_t b = 0; b < K; b += 32) {
+      const int64_t e = std::min(K, b + 32);
+      float amax = 0;
+      for (int64_t k = b; k < e; ++k) amax = std::max(amax, std::fabs(x[m * K + k]));
+      const float inv = amax > 0 ? 127.0f / amax : 0.0f, scale = amax / 127.0f;
+      for (int64_t k = b; k < e; ++k) out[m * K + k] = std::nearbyint(x[m * K + k] * inv) * scale;
+    }
+  return out;
+}
+
 // Expected y and the scale sum |w x| per element, in double.
-void expected(const std::vector<float>& x, int M, const WeightMatrix& w, bool bf16_inputs,
-              std::vector<double>* y, std::vector<double>* mag) {
+void expected(const std::vector<float>& x_in, int M, const WeightMatrix& w, Inputs inputs, std::vector<double>* y,
+              std::vector<double>* mag) {
   const int64_t N = w.rows, K = w.cols;
+  const bool bf16_inputs = inputs == Inputs::Bf16;
+  const std::vector<float> x = inputs == Inputs::Int8Blocks ? int8_blocks(x_in, M, K) : x_in;
   std::vector<float> wf(N * K);
   pg::kernels::dequantize_rows_f32(w, 0, N, wf.data());
   y->assign(M * N, 0.0);
@@ -120,11 +140,17 @@ void check_all_formats(KernelPath path, Precision precision, const std::vector<C
       for (float& v : bias) v = dist(rng);
       std::vector<float> y(c.M * c.N, -777.0f);
       pg::kernels::matmul(x.data(), c.M, w.view, bias.data(), y.data());
-      // Few rows always take the f32 (decode) kernels; the reference path is always f32.
-      const bool bf16_inputs =
-          precision == Precision::BF16 && path != KernelPath::Reference && c.M > pg::kernels::kSmallRows;
+      // The reference path is always f32; few rows take the f32 decode kernels, except for
+      // int8 / q4 weights on VNNI in bf16 precision.
+      const bool fast = precision == Precision::BF16 && path != KernelPath::Reference;
+      const bool vnni = fast && c.M <= pg::kernels::kSmallRows && pg::cpu_features().avx512_vnni &&
+                        (path == KernelPath::Avx512 || path == KernelPath::Amx) &&
+                        (format == WeightFormat::Int8 || format == WeightFormat::Q4);
+      const Inputs inputs = vnni ? Inputs::Int8Blocks
+                            : (fast && c.M > pg::kernels::kSmallRows) ? Inputs::Bf16
+                                                                       : Inputs::F32;
       std::vector<double> want, mag;
-      expected(x, c.M, w.view, bf16_inputs, &want, &mag);
+      expected(x, c.M, w.view, inputs, &want, &mag);
       double worst = 0;
       for (int64_t i = 0; i < c.M * c.N; ++i) {
         const double err = std::fabs(y[i] - bias[i % c.N] - want[i]);
@@ -140,7 +166,7 @@ void check_all_formats(KernelPath path, Precision precision, const std::vector<C
 }
 
 const std::vector<Case> kCases = {
-    {1, 1, 7},   {1, 37, 100}, {2, 16, 32},  {3, 5, 64},   {4, 64, 48},  {8, 33, 588},
+    {1, 1, 7},   {1, 9, 64},   {2, 5, 96},  {5, 7, 130},  {8, 40, 2304},   {1, 37, 100}, {2, 16, 32},  {3, 5, 64},   {4, 64, 48},  {8, 33, 588},
     {9, 17, 33}, {16, 32, 64}, {17, 48, 96}, {33, 64, 100}, {40, 70, 588}, {64, 96, 1152},
     // K long enough that the AMX kernel splits it into chunks (and SigLIP's fc2 K = 4304).
     {20, 40, 4304}, {33, 33, 9216},

@@ -19,6 +19,7 @@
 #include "paligemma/backend.h"
 #include "paligemma/checkpoint.h"
 #include "paligemma/generate.h"
+#include "paligemma/agreement.h"
 #include "paligemma/model.h"
 #include "paligemma/model_info.h"
 #include "paligemma/npy.h"
@@ -295,39 +296,27 @@ struct Agreement {
   double mean_kl = 0, max_kl = 0;
 };
 
-// KL(p_ref || p_q) per position over the whole vocabulary, in double.
+// pg::DistributionAgreement at every prompt position, plus the next token after each prompt.
 Agreement compare(const std::vector<std::vector<float>>& ref, const std::vector<std::vector<float>>& q, int V) {
+  DistributionAgreement all;
   Agreement a;
-  std::vector<double> lp(V), lq(V);
-  auto log_softmax = [V](const float* x, std::vector<double>& out) {
-    double m = -INFINITY;
-    for (int i = 0; i < V; ++i) m = std::max(m, double(x[i]));
-    double s = 0;
-    for (int i = 0; i < V; ++i) s += std::exp(double(x[i]) - m);
-    const double lse = m + std::log(s);
-    for (int i = 0; i < V; ++i) out[i] = double(x[i]) - lse;
-  };
   for (size_t c = 0; c < ref.size(); ++c) {
     const int L = static_cast<int>(ref[c].size() / V);
     for (int p = 0; p < L; ++p) {
       const float* r = ref[c].data() + static_cast<size_t>(p) * V;
       const float* x = q[c].data() + static_cast<size_t>(p) * V;
-      log_softmax(r, lp);
-      log_softmax(x, lq);
-      double kl = 0;
-      for (int i = 0; i < V; ++i) kl += std::exp(lp[i]) * (lp[i] - lq[i]);
-      const bool agree = std::max_element(r, r + V) - r == std::max_element(x, x + V) - x;
-      a.positions += 1;
-      a.top1_agree += agree;
-      a.mean_kl += kl;
-      a.max_kl = std::max(a.max_kl, kl);
+      const int before = all.top1_agree;
+      all.add(r, x, V);
       if (p == L - 1) {
         a.cases += 1;
-        a.last_agree += agree;
+        a.last_agree += all.top1_agree - before;
       }
     }
   }
-  a.mean_kl /= std::max(1, a.positions);
+  a.positions = all.positions;
+  a.top1_agree = all.top1_agree;
+  a.mean_kl = all.mean_kl();
+  a.max_kl = all.max_kl;
   return a;
 }
 

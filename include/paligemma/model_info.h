@@ -35,13 +35,13 @@ WeightFormats weight_formats(const Checkpoint& checkpoint);
 
 struct MemoryEstimate {
   int64_t weight_bytes = 0;      // memory-mapped files (shared with the page cache)
-  int64_t kv_cache_bytes = 0;    // f32 keys and values for every position of the request
+  int64_t kv_cache_bytes = 0;    // keys and values (f32 or bf16) for every position of the request
   int64_t activation_bytes = 0;  // peak of the vision tower and the prefill
   int64_t total() const { return weight_bytes + kv_cache_bytes + activation_bytes; }
 };
 
 // For one request: `images` images, `text_tokens` prompt text tokens, `new_tokens` generated.
 MemoryEstimate estimate_memory(const ModelConfig& config, int64_t weight_bytes, int images, int text_tokens,
-                               int new_tokens);
+                               int new_tokens, DType kv_cache = DType::F32);
 
 }  // namespace pg

@@ -114,7 +114,7 @@ int bench(const BenchArgs& a) {
   }
   const ParameterCounts p = count_parameters(model->checkpoint());
   const MemoryEstimate m = estimate_memory(c, p.weight_bytes, 1, static_cast<int>(ids.size()) - c.image_tokens_per_image(),
-                                           a.new_tokens);
+                                           a.new_tokens, model->options().kv_cache);
   const int64_t rss = peak_rss_bytes();
   const int L = static_cast<int>(ids.size());
   nlohmann::json j;

@@ -44,7 +44,8 @@ int info(const InfoArgs& a) {
   const ModelConfig& c = model->config();
   const ParameterCounts p = count_parameters(model->checkpoint());
   const WeightFormats wf = weight_formats(model->checkpoint());
-  const MemoryEstimate m = estimate_memory(c, p.weight_bytes, a.images, a.text_tokens, a.new_tokens);
+  const MemoryEstimate m = estimate_memory(c, p.weight_bytes, a.images, a.text_tokens, a.new_tokens,
+                                           model->options().kv_cache);
   const auto& t = c.text;
   const auto& v = c.vision;
   const bool g2 = t.arch == TextArch::Gemma2;

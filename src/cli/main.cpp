@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   pg::cli::Runner parse = pg::cli::add_parse_command(app);
   pg::cli::Runner quantize = pg::cli::add_quantize_command(app);
   pg::cli::Runner bench = pg::cli::add_bench_command(app);
+  pg::cli::Runner compare = pg::cli::add_compare_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("parse")) return parse();
     if (app.got_subcommand("quantize")) return quantize();
     if (app.got_subcommand("bench")) return bench();
+    if (app.got_subcommand("compare")) return compare();
   } catch (const pg::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -4,6 +4,7 @@
 // M rows of x, on the calling thread only: the dispatcher splits the rows across threads.
 // y has row stride ldy (>= N); bias is added by the dispatcher.
 #include <cstdint>
+#include <vector>
 
 #include "kernels/weight_matrix.h"
 
@@ -19,6 +20,19 @@ void gemv_avx2(const float* x, int64_t ldx, int M, const WeightMatrix& w, int64_
                int64_t ldy);
 void gemv_avx512(const float* x, int64_t ldx, int M, const WeightMatrix& w, int64_t n0, int64_t n1, float* y,
                  int64_t ldy);
+
+// Few rows with int8 / q4 weights on AVX-512 VNNI (Precision::BF16): activations quantised to
+// int8 in blocks of 32, integer dot products (see gemv_vnni.cpp for the layouts).
+struct QuantizedActivations {
+  int M = 0;
+  int64_t K = 0, chunks = 0;  // chunks of 64 columns (int8 weights) or 128 (q4)
+  bool q4_order = false;      // x laid out for q4 weights' nibble layout
+  std::vector<int8_t> q;            // [M][chunks][64 or 128]
+  std::vector<float> lane_scale;    // [M][chunks][16]
+  std::vector<int32_t> lane_corr;   // [M][chunks][16], q4 only
+};
+void quantize_activations_vnni(const float* x, int M, int64_t K, bool q4_order, QuantizedActivations& out);
+void gemv_vnni(const QuantizedActivations& x, const WeightMatrix& w, int64_t n0, int64_t n1, float* y, int64_t ldy);
 
 // Many rows, f32: weights widened one panel at a time, multiplied by OpenBLAS sgemm (which
 // threads itself). Covers all N rows.

@@ -43,6 +43,14 @@ void parallel_rows(int64_t N, int64_t align, Fn&& fn) {
 
 void small_rows(const float* x, int M, const WeightMatrix& w, float* y, KernelPath path) {
   const int64_t N = w.rows, K = w.cols;
+  const bool quantized = w.format == WeightFormat::Int8 || w.format == WeightFormat::Q4;
+  if (quantized && precision() == Precision::BF16 && cpu_features().avx512_vnni &&
+      (path == KernelPath::Avx512 || path == KernelPath::Amx)) {
+    detail::QuantizedActivations qx;
+    detail::quantize_activations_vnni(x, M, K, w.format == WeightFormat::Q4, qx);
+    parallel_rows(N, 16, [&](int64_t n0, int64_t n1) { detail::gemv_vnni(qx, w, n0, n1, y, N); });
+    return;
+  }
   const float* xs = x;
   int64_t ldx = K;
   std::vector<float> padded;

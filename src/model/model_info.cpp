@@ -70,13 +70,14 @@ WeightFormats weight_formats(const Checkpoint& ckpt) {
 }
 
 MemoryEstimate estimate_memory(const ModelConfig& config, int64_t weight_bytes, int images, int text_tokens,
-                               int new_tokens) {
+                               int new_tokens, DType kv_cache) {
   const auto& tc = config.text;
   const auto& vc = config.vision;
   MemoryEstimate m;
   m.weight_bytes = weight_bytes;
   const int64_t positions = static_cast<int64_t>(images) * config.image_tokens_per_image() + text_tokens + new_tokens;
-  m.kv_cache_bytes = positions * tc.num_layers * 2LL * tc.num_kv_heads * tc.head_dim * 4;
+  m.kv_cache_bytes = positions * tc.num_layers * 2LL * tc.num_kv_heads * tc.head_dim *
+                     static_cast<int64_t>(dtype_size(kv_cache));
   // Vision tower: x, h, q, k, v, split k/v, attention out (8 x N x Hv) + MLP (N x Iv) + im2col.
   const int64_t N = vc.num_patches();
   const int64_t vision = 4 * (N * (8LL * vc.hidden_size + vc.intermediate_size) +
