@@ -26,6 +26,8 @@ Usage:
       [--hf-configs bf16-eager,bf16-sdpa,f32-eager,f32-sdpa] [--repeats 3] [--ours-repeats 3] \\
       [--cli build-bench/paligemma] [--ours-cmd TEMPLATE] [--threads N] [--out results/x.json]
   .venv-golden/bin/python bench/compare.py --table results/x.json     # re-print the tables
+  .venv-golden/bin/python bench/compare.py --model DIR --update results/x.json --hf-configs bf16-sdpa \\
+      --ours-cmd ''                                                      # re-run disturbed entries
 """
 
 from __future__ import annotations
@@ -251,6 +253,9 @@ def main() -> int:
     ap.add_argument("--statistic", default="median", choices=list(STATS),
                     help="per phase over the repeats: median (default) or min (best; less sensitive to a busy machine)")
     ap.add_argument("--out", type=Path, help="write the combined JSON here")
+    ap.add_argument("--update", type=Path,
+                    help="load this result, re-run only --hf-configs (and ours unless --ours-cmd ''), "
+                         "replace those entries, write it back (or to --out)")
     ap.add_argument("--table", type=Path, help="only print the tables of a saved JSON")
     a = ap.parse_args()
     if a.table:
@@ -263,6 +268,12 @@ def main() -> int:
     res = {"model": str(a.model), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "new_tokens": a.new_tokens,
            "threads": a.threads, "dims": d.to_dict(), "hf": {}, "ours": None,
            "limits_def": {"peak_tflops": a.peak_tflops, "peak_gbs": a.peak_gbs}}
+    if a.update:
+        # re-run only the given configurations (e.g. disturbed ones) and keep the rest of FILE
+        res = json.loads(a.update.read_text())
+        res.setdefault("updated", []).append({"date": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                              "hf_configs": a.hf_configs, "ours": bool(a.ours_cmd)})
+        a.out = a.out or a.update
     with tempfile.TemporaryDirectory() as td:
         for name in filter(None, a.hf_configs.split(",")):
             res["hf"][name] = run_hf(a, name, Path(td))

@@ -47,28 +47,26 @@ std::vector<float> gaussian(size_t n, uint32_t seed, float sigma = 1.0f) {
 
 // ---- (a) the row quantisers ----------------------------------------------------------------
 
-kernels::WeightMatrix int8_matrix(const std::vector<int8_t>& q, const std::vector<float>& s, int64_t rows,
-                                  int64_t cols) {
+kernels::WeightMatrix quantized_matrix(kernels::WeightFormat format, const void* q, const void* s, int64_t rows,
+                                       int64_t cols) {
   kernels::WeightMatrix w;
   w.name = "test";
-  w.format = kernels::WeightFormat::Int8;
+  w.format = format;
   w.rows = rows;
   w.cols = cols;
-  w.data = q.data();
-  w.scales = s.data();
+  w.data = q;
+  w.scales = s;
   return w;
+}
+
+kernels::WeightMatrix int8_matrix(const std::vector<int8_t>& q, const std::vector<float>& s, int64_t rows,
+                                  int64_t cols) {
+  return quantized_matrix(kernels::WeightFormat::Int8, q.data(), s.data(), rows, cols);
 }
 
 kernels::WeightMatrix q4_matrix(const std::vector<uint8_t>& q, const std::vector<uint16_t>& s, int64_t rows,
                                 int64_t cols) {
-  kernels::WeightMatrix w;
-  w.name = "test";
-  w.format = kernels::WeightFormat::Q4;
-  w.rows = rows;
-  w.cols = cols;
-  w.data = q.data();
-  w.scales = s.data();
-  return w;
+  return quantized_matrix(kernels::WeightFormat::Q4, q.data(), s.data(), rows, cols);
 }
 
 struct RoundTrip {

@@ -20,6 +20,17 @@ e.g. 28B's 2.37 GB embedding, gets a shard of its own) + model.safetensors.index
 in the released (OLD, `language_model.model.*`) tensor layout or --layout new.
 Random weights with the O(1)-activation scheme of tools/golden/make_models.py.
 
+--format int8|q4 (default bf16) writes the quantised layout of docs/QUANTIZATION.md
+(format v1, as `paligemma quantize` writes it) directly, with random contents, so that
+checkpoints too large to exist in bf16 on this disk (28B: 55 GB) can be built and run:
+the same tensors are quantised (vision linears + projector, text linears, embedding;
+--vision-format / --embedding-format override those groups), the same safetensors
+__metadata__, tensor order, shard naming, index and quantization.json are written.
+int8: q uniform in [-127, 127], per-row scale std / sqrt(E[q^2]); q4: random nibbles
+0..15, f16 block scales of magnitude std / sqrt(E[(n - 8)^2]) with random signs (zero
+mean), padding nibbles 8; std from the same _std_for rule as bf16; the embedding's filler
+rows are zero (scale 0).  Output directory: WORK/<variant>-<format>/model.
+
 Streaming: the shard plan (names, shapes, offsets) is computed first, then each tensor
 is generated, written at its offset and freed, so memory stays at one tensor in f32
 (<= 4.7 GB, 28B's embedding) whatever the model size.  Free disk space is checked
@@ -28,6 +39,8 @@ before anything is written.
 Usage:
   .venv-golden/bin/python tools/make_fullsize.py --models pg2-448,pg2-896 [--work /tmp/pg-fullsize]
   .venv-golden/bin/python tools/make_fullsize.py --models pg2-10b,pg2-28b-896 --dry-run [--list]
+  .venv-golden/bin/python tools/make_fullsize.py --models pg2-10b --format int8
+  .venv-golden/bin/python tools/make_fullsize.py --models pg2-28b --format q4
 """
 
 from __future__ import annotations
@@ -190,15 +203,21 @@ def tensor_specs(spec: dict) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
-def init_tensor(name: str, shape, seed: int, text: dict):
-    """Same O(1)-activation scheme as tools/golden/make_models.py, with the
-    embedding std scaled to the width (logits std ~ 4 at any hidden size)."""
-    import torch
+def init_mean_std(name: str, shape, text: dict) -> tuple[float, float]:
+    """(mean, std) of a tensor's random init (tools/golden/make_models.py's rule)."""
     from make_models import _std_for
 
     spec = {"qk_gain": 1.5, "embed_std": 2.0 / text["hidden_size"] ** 0.5,
             "post_norm_mean": 2.0 if text["model_type"] == "gemma2" else 0.0}
-    mean, std = _std_for(name, tuple(shape), spec)
+    return _std_for(name, tuple(shape), spec)
+
+
+def init_tensor(name: str, shape, seed: int, text: dict):
+    """Same O(1)-activation scheme as tools/golden/make_models.py, with the
+    embedding std scaled to the width (logits std ~ 4 at any hidden size)."""
+    import torch
+
+    mean, std = init_mean_std(name, shape, text)
     g = torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(name.encode())) % (2**63))
     x = torch.randn(tuple(shape), generator=g, dtype=torch.float32) * std + mean
     if name.endswith("embed_tokens.weight"):
@@ -307,13 +326,7 @@ def build(spec: dict, d: Path, layout: str = "old", shard_gb: float = 2.0, dry_r
     d.mkdir(parents=True)
     (d / "config.json").write_text(json.dumps(config_json(spec), indent=2) + "\n")
     shutil.copy(TOKENIZER, d / "tokenizer.model")
-    t0, done, last = time.time(), [0], [0.0]
-
-    def progress(b: int) -> None:
-        done[0] += b
-        if time.time() - last[0] > 15 or done[0] == total:
-            last[0] = time.time()
-            log(f"[build]   {done[0] / 1e9:.2f} / {total / 1e9:.2f} GB ({time.time() - t0:.0f} s)")
+    progress = byte_progress(total)
 
     weight_map, n = {}, len(shards)
     for i, sh in enumerate(shards):
@@ -327,24 +340,258 @@ def build(spec: dict, d: Path, layout: str = "old", shard_gb: float = 2.0, dry_r
     log(f"[build] {spec['name']}: wrote {n} shards to {d} in {time.time() - t0:.0f} s")
 
 
+# ---- quantised checkpoints (docs/QUANTIZATION.md, format v1) ------------------------------
+
+QUANT_FORMAT = "paligemma.cpp-quantized"
+QUANT_VERSION = 1
+Q4_BLOCK, Q4_BLOCK_BYTES = 32, 16
+FORMATS = ("bf16", "int8", "q4")
+_DTYPE_RANK = {"F32": 0, "BF16": 1, "F16": 2, "I8": 3, "U8": 4}  # the writer's order in a shard
+# E[q^2] of the random codes: int8 uniform on [-127, 127]; q4 (nibble - 8), nibble uniform on 0..15.
+_INT8_MS = (255 ** 2 - 1) / 12
+_Q4_MS = (16 ** 2 - 1) / 12 + 0.25
+
+
+def q4_blocks(cols: int) -> int:
+    return (cols + Q4_BLOCK - 1) // Q4_BLOCK
+
+
+def quant_group(canonical: str, shape) -> str | None:
+    """The `paligemma quantize` option (vision / text / embedding) that decides a tensor's
+    type, or None: src/io/quantized_writer.cpp group_of on canonical (OLD layout) names."""
+    if len(shape) != 2 or not canonical.endswith(".weight"):
+        return None
+    if canonical.startswith("vision_tower.vision_model.encoder.layers.") and (
+            ".self_attn." in canonical or ".mlp." in canonical):
+        return "vision"
+    if canonical == "multi_modal_projector.linear.weight":
+        return "vision"
+    if canonical.startswith("language_model.model.layers.") and (
+            ".self_attn." in canonical or ".mlp." in canonical):
+        return "text"
+    if canonical in ("language_model.model.embed_tokens.weight", "language_model.lm_head.weight"):
+        return "embedding"
+    return None
+
+
+def quant_outputs(stored: str, shape, fmt: str) -> list[tuple[str, str, list[int], int]]:
+    """(name, dtype, shape, bytes) of the stored tensor(s) of one source tensor."""
+    if fmt == "bf16":
+        return [(stored, "BF16", list(shape), nbytes(shape))]
+    rows, cols = shape
+    if fmt == "int8":
+        return [(stored, "I8", [rows, cols], rows * cols), (stored + ".q_scale", "F32", [rows], rows * 4)]
+    nb = q4_blocks(cols)
+    return [(stored, "U8", [rows, nb * Q4_BLOCK_BYTES], rows * nb * Q4_BLOCK_BYTES),
+            (stored + ".q_scale", "F16", [rows, nb], rows * nb * 2)]
+
+
+def random_quantized_rows(fmt: str, name: str, shape, seed: int, text: dict, chunk_bytes: int = 64 << 20):
+    """The random int8 / q4 contents of one matrix, in row chunks: yields (row0, data, scales)
+    as numpy arrays in the stored layout (int8 [n, cols] + f32 [n]; u8 [n, 16 * blocks] +
+    f16 [n, blocks]).  Element std = the bf16 builder's std for the tensor, mean 0."""
+    import numpy as np
+
+    rows, cols = shape
+    _, std = init_mean_std(name, shape, text)
+    zero = (0, 0)
+    if name.endswith("embed_tokens.weight"):
+        from common import filler_range
+
+        zero = filler_range()
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    row_bytes = cols if fmt == "int8" else q4_blocks(cols) * Q4_BLOCK_BYTES
+    step = max(1, chunk_bytes // row_bytes)
+    for r0 in range(0, rows, step):
+        n = min(step, rows - r0)
+        z0, z1 = max(zero[0] - r0, 0), min(zero[1] - r0, n)  # filler rows inside this chunk
+        if fmt == "int8":
+            q = rng.integers(-127, 128, size=(n, cols), dtype=np.int8)
+            sc = np.full(n, std / _INT8_MS ** 0.5, dtype=np.float32)
+            if z1 > z0:
+                q[z0:z1] = 0
+                sc[z0:z1] = 0
+        else:
+            nb = q4_blocks(cols)
+            q = rng.integers(0, 256, size=(n, nb * Q4_BLOCK_BYTES), dtype=np.uint8)
+            pad = nb * Q4_BLOCK - cols
+            if pad:  # elements valid..31 of the last block are nibble 8 (zero)
+                valid = Q4_BLOCK - pad
+                last = q[:, (nb - 1) * Q4_BLOCK_BYTES:]
+                for e in range(valid, Q4_BLOCK):
+                    if e < 16:
+                        last[:, e] = (last[:, e] & 0xF0) | 0x08
+                    else:
+                        last[:, e - 16] = (last[:, e - 16] & 0x0F) | 0x80
+            sign = rng.integers(0, 2, size=(n, nb), dtype=np.int8) * 2 - 1
+            sc = (sign * np.float32(std / _Q4_MS ** 0.5)).astype(np.float16)
+            if z1 > z0:
+                q[z0:z1] = 0x88
+                sc[z0:z1] = 0
+        yield r0, q, sc
+
+
+def build_quantized(spec: dict, d: Path, formats: dict, layout: str = "old", shard_gb: float = 4.0,
+                    dry_run: bool = False, list_tensors: bool = False) -> None:
+    """Write spec's checkpoint into d in the layout `paligemma quantize` writes, with
+    formats = {"vision": f, "text": f, "embedding": f} (f in FORMATS)."""
+    specs = tensor_specs(spec)
+    t, v = spec["text"], spec["vision"]
+    # Jobs in canonical-name order, as the writer walks Checkpoint::names().
+    jobs = []
+    for k, shape in sorted(specs, key=lambda ks: old_name(ks[0])):
+        canonical = old_name(k)
+        g = quant_group(canonical, shape)
+        fmt = formats[g] if g else "bf16"
+        stored = canonical if layout == "old" else k
+        outs = quant_outputs(stored, shape, fmt)
+        jobs.append(dict(name=k, shape=shape, fmt=fmt, outs=outs, bytes=sum(o[3] for o in outs)))
+    # Shards: a new one when the next job would push the current past the limit.
+    max_bytes = max(1, int(shard_gb * 1e9))
+    shards, cur, size = [], [], 0
+    for j in jobs:
+        if cur and size + j["bytes"] > max_bytes:
+            shards.append(cur)
+            cur, size = [], 0
+        cur.append(j)
+        size += j["bytes"]
+    shards.append(cur)
+    n = len(shards)
+    choice = dict(formats)  # a kept group: its stored dtype in lower case, as the writer names it
+    meta = {"format": "pt", "paligemma.quantized.format": QUANT_FORMAT,
+            "paligemma.quantized.version": str(QUANT_VERSION), "paligemma.quantized.text": choice["text"],
+            "paligemma.quantized.vision": choice["vision"], "paligemma.quantized.embedding": choice["embedding"]}
+    plans, weight_map, total = [], {}, 0
+    for si, sh in enumerate(shards):
+        fname = "model.safetensors" if n == 1 else f"model-{si + 1:05d}-of-{n:05d}.safetensors"
+        outs = sorted((o for j in sh for o in j["outs"]), key=lambda o: (_DTYPE_RANK[o[1]], o[0]))
+        header, off, offsets = {"__metadata__": meta}, 0, {}
+        for name, dtype, shape, b in outs:
+            header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + b]}
+            offsets[name] = off
+            off += b
+            weight_map[name] = fname
+        h = json.dumps(header, separators=(",", ":")).encode()
+        h += b" " * (-len(h) % 8)
+        prefix = struct.pack("<Q", len(h)) + h
+        plans.append(dict(file=fname, jobs=sh, prefix=prefix, offsets={k: o + len(prefix) for k, o in offsets.items()},
+                          data_bytes=off))
+        total += off
+    counts: dict[str, list[int]] = {}
+    for j in jobs:
+        key = "BF16" if j["fmt"] == "bf16" else j["fmt"]
+        c = counts.setdefault(key, [0, 0])
+        c[0] += 1
+        c[1] += j["bytes"]
+    source_bytes = sum(nbytes(s) for _, s in specs)
+    log(f"[build] {spec['name']}: {spec['title']}: text {choice['text']}, vision {choice['vision']}, embedding "
+        f"{choice['embedding']}: {len(specs)} source tensors, {source_bytes // 2 / 1e9:.3f} B parameters, "
+        f"{total / 1e9:.2f} GB in {n} shards (bf16 would be {source_bytes / 1e9:.2f} GB); text "
+        f"{t['num_hidden_layers']} x {t['hidden_size']}, vision {v['image_size']} px")
+    if dry_run:
+        for p in plans:
+            log(f"[build]   {p['file']}: {len(p['jobs'])} source tensors, {p['data_bytes'] / 1e9:.2f} GB")
+            if list_tensors:
+                for j in p["jobs"]:
+                    for name, dtype, shape, b in j["outs"]:
+                        print(f"      {name:78} {dtype:4} {shape}  {b / 1e6:.1f} MB")
+        log(f"[build] {spec['name']}: dry run, nothing written (would go to {d})")
+        return
+    check_disk(d, total + sum(len(p["prefix"]) for p in plans))
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    progress = byte_progress(total)
+
+    import torch
+
+    for p in plans:
+        tmp = d / (p["file"] + ".part")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.pwrite(fd, p["prefix"], 0)
+            for j in p["jobs"]:
+                (dname, _, _, dbytes) = j["outs"][0]
+                if j["fmt"] == "bf16":
+                    x = init_tensor(j["name"], j["shape"], spec["seed"], spec["text"])
+                    os.pwrite(fd, x.contiguous().view(torch.int16).numpy().tobytes(), p["offsets"][dname])
+                    del x
+                    progress(dbytes)
+                    continue
+                sname = j["outs"][1][0]
+                for r0, q, sc in random_quantized_rows(j["fmt"], j["name"], j["shape"], spec["seed"], spec["text"]):
+                    os.pwrite(fd, q.tobytes(), p["offsets"][dname] + r0 * q.shape[1] * q.itemsize)
+                    os.pwrite(fd, sc.tobytes(), p["offsets"][sname] + r0 * sc[0].nbytes)
+                    progress(q.nbytes + sc.nbytes)
+        finally:
+            os.close(fd)
+    if n > 1:
+        index = {"metadata": {"total_size": total, "paligemma.quantized.format": QUANT_FORMAT,
+                              "paligemma.quantized.version": str(QUANT_VERSION)},
+                 "weight_map": dict(sorted(weight_map.items()))}
+        (d / "model.safetensors.index.json.part").write_text(json.dumps(index, indent=2) + "\n")
+    (d / "config.json").write_text(json.dumps(config_json(spec), indent=2) + "\n")
+    shutil.copy(TOKENIZER, d / "tokenizer.model")
+    manifest = {"format": QUANT_FORMAT, "version": QUANT_VERSION, "text": choice["text"], "vision": choice["vision"],
+                "embedding": choice["embedding"],
+                "source": f"random weights: tools/make_fullsize.py {spec['name']} (seed {spec['seed']})",
+                "q4_block_size": Q4_BLOCK, "shards": n, "total_bytes": total, "source_bytes": source_bytes,
+                "tensors": {k: {"tensors": c[0], "bytes": c[1]} for k, c in sorted(counts.items())}}
+    (d / "quantization.json.part").write_text(json.dumps(manifest, indent=2) + "\n")
+    for p in plans:
+        os.replace(d / (p["file"] + ".part"), d / p["file"])
+    if n > 1:
+        os.replace(d / "model.safetensors.index.json.part", d / "model.safetensors.index.json")
+    os.replace(d / "quantization.json.part", d / "quantization.json")  # last: marks the output complete
+    log(f"[build] {spec['name']}: wrote {n} shards ({total / 1e9:.2f} GB) to {d} in {time.time() - t0:.0f} s")
+
+
 def log(*a):
     print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
 
 
+def byte_progress(total: int):
+    """A callback counting written bytes, logging every 15 s and at the end."""
+    t0, done, last = time.time(), [0], [0.0]
+
+    def progress(b: int) -> None:
+        done[0] += b
+        if time.time() - last[0] > 15 or done[0] == total:
+            last[0] = time.time()
+            log(f"[build]   {done[0] / 1e9:.2f} / {total / 1e9:.2f} GB ({time.time() - t0:.0f} s)")
+
+    return progress
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--work", default="/tmp/pg-fullsize", type=Path, help="checkpoints go to WORK/<variant>/model")
+    ap.add_argument("--work", default="/tmp/pg-fullsize", type=Path, help="checkpoints go to WORK/<variant>[-<format>]/model")
     ap.add_argument("--models", default="pg2-448", help="comma-separated variants: " + ", ".join(variant_names()))
     ap.add_argument("--layout", default="old", choices=["old", "new"])
-    ap.add_argument("--shard-gb", default=2.0, type=float, help="maximum shard size in GB (1e9 bytes)")
+    ap.add_argument("--shard-gb", default=None, type=float,
+                    help="maximum shard size in GB (1e9 bytes); default 2 (bf16) / 4 (quantised, as paligemma quantize)")
+    ap.add_argument("--format", default="bf16", choices=FORMATS,
+                    help="bf16, or write the int8 / q4 layout of `paligemma quantize` directly")
+    ap.add_argument("--vision-format", choices=FORMATS, help="SigLIP linears + projector (default: --format)")
+    ap.add_argument("--embedding-format", choices=FORMATS, help="token embedding (default: --format)")
     ap.add_argument("--smoke", action="store_true", help="real widths, 2 text + 2 vision layers")
     ap.add_argument("--dry-run", action="store_true", help="print shapes, sizes and the shard plan; write nothing")
     ap.add_argument("--list", action="store_true", help="with --dry-run: every tensor's name, shape and size")
     a = ap.parse_args()
+    formats = {"text": a.format, "vision": a.vision_format or a.format,
+               "embedding": a.embedding_format or a.format}
+    quantized = any(f != "bf16" for f in formats.values())
+    suffix = ""
+    if quantized:
+        suffix = "-" + a.format
+        suffix += "".join(f"-{g[0]}{formats[g]}" for g in ("vision", "embedding") if formats[g] != a.format)
     for name in a.models.split(","):
         spec = model_spec(name, a.smoke)
-        build(spec, a.work / (spec["name"] + ("-smoke" if a.smoke else "")) / "model", a.layout, a.shard_gb,
-              a.dry_run, a.list)
+        d = a.work / (spec["name"] + suffix + ("-smoke" if a.smoke else "")) / "model"
+        if quantized:
+            build_quantized(spec, d, formats, a.layout, 4.0 if a.shard_gb is None else a.shard_gb, a.dry_run, a.list)
+        else:
+            build(spec, d, a.layout, 2.0 if a.shard_gb is None else a.shard_gb, a.dry_run, a.list)
     return 0
 
 

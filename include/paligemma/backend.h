@@ -14,12 +14,15 @@ enum class KernelPath {
   Amx         // AMX tiles (bf16) for many rows, AVX-512 for few rows
 };
 
-// How activations enter the compute-bound products (prefill, image encoding):
-//   F32:  f32 activations x widened weights; matches transformers in f32 to ~1e-5.
-//   BF16: activations rounded to bf16 at each matmul input, f32 accumulation (as
-//         transformers' bf16 matmuls, but with f32 everywhere between them). Needs bf16
-//         hardware (AVX-512 BF16 or AMX); about 10x faster there.
-// Decoding (few rows, bandwidth-bound) always keeps f32 activations.
+// How activations enter the matrix products:
+//   F32:  f32 activations x widened weights everywhere; matches transformers in f32 to ~1e-5.
+//   BF16: the fast mode, for CPUs with bf16 hardware (AVX-512 BF16 or AMX). Compute-bound
+//         products (prefill, image encoding) round the activations to bf16 at each matmul
+//         input and accumulate in f32 (as transformers' bf16 matmuls, with f32 between
+//         them), about 10x faster. Decoding (few rows, bandwidth-bound) keeps f32
+//         activations for float weights; for int8 / q4 weights on AVX-512 VNNI it rounds
+//         them to int8 in blocks of 32 (ggml's Q8_0 grid), so the integer products keep up
+//         with memory bandwidth.
 enum class Precision { F32, BF16 };
 
 struct CpuFeatures {

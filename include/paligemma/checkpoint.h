@@ -44,6 +44,8 @@ class Checkpoint {
   const std::string& dir() const { return dir_; }
   size_t total_bytes() const;  // sum of tensor bytes
   size_t file_count() const { return files_.size(); }
+  // MappedFile::populate on every file (the files in parallel).
+  void populate() const;
 
  private:
   std::string dir_;

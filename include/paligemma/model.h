@@ -30,6 +30,9 @@ struct ModelOptions {
   // memory, keys and values rounded to bf16 as transformers' bf16 caches are; worth it for
   // long prompts: 896 px images are 4096 tokens, ~0.9 GB of f32 cache on PaliGemma 2 3B).
   DType kv_cache = DType::F32;
+  // Fill the weights' page tables at load (when they fit in RAM), so that the first request
+  // does not pay the page faults; load takes that time instead.
+  bool populate_weights = true;
   // Images whose features are kept for reuse (encode_image_cached); 0 disables.
   int image_cache_entries = 8;
 };

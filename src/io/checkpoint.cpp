@@ -241,4 +241,10 @@ size_t Checkpoint::total_bytes() const {
   return total;
 }
 
+void Checkpoint::populate() const {
+  const int n = static_cast<int>(files_.size());
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int i = 0; i < n; ++i) files_[i]->populate();
+}
+
 }  // namespace pg

@@ -14,6 +14,9 @@
 namespace pg::kernels::detail {
 namespace {
 
+// How far ahead of the loads each weight row is prefetched (measured best of 1, 2, 4 KiB).
+constexpr int64_t kPrefetchBytes = 4096;
+
 // 16 weights of one row at column k (full vector) as f32.
 template <WeightFormat F>
 PG_AVX512 inline __m512 load16(const void* row, int64_t k) {
@@ -59,10 +62,15 @@ PG_AVX512 void block_dense(const float* x, int64_t K, const WeightMatrix& w, int
   __m512 acc[NR][MB];
   for (int r = 0; r < NR; ++r)
     for (int m = 0; m < MB; ++m) acc[r][m] = _mm512_setzero_ps();
+  constexpr int64_t elem = F == WeightFormat::F32 ? 4 : F == WeightFormat::Int8 ? 1 : 2;
   int64_t k = 0;
   for (; k + 16 <= K; k += 16) {
     __m512 wv[NR];
-    for (int r = 0; r < NR; ++r) wv[r] = load16<F>(rows[r], k);
+    for (int r = 0; r < NR; ++r) {
+      // Hardware prefetchers stop at 4 KiB pages; stream ahead explicitly.
+      _mm_prefetch(static_cast<const char*>(rows[r]) + k * elem + kPrefetchBytes, _MM_HINT_T0);
+      wv[r] = load16<F>(rows[r], k);
+    }
     for (int m = 0; m < MB; ++m) {
       const __m512 xv = _mm512_loadu_ps(x + m * K + k);
       for (int r = 0; r < NR; ++r) acc[r][m] = _mm512_fmadd_ps(wv[r], xv, acc[r][m]);

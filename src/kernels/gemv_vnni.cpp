@@ -81,6 +81,9 @@ void quantize_activations_vnni(const float* x, int M, int64_t K, bool q4_order, 
 
 namespace {
 
+// How far ahead of the loads each weight row is prefetched.
+constexpr int64_t kPrefetchBytes = 4096;
+
 // Rows m.. of the quantised activations, as raw pointers.
 struct Rows {
   const int8_t* q;
@@ -102,7 +105,11 @@ PG_VNNI void block_int8(const Rows& x, const WeightMatrix& w, int64_t n, float* 
     const int64_t left = K - c * 64;
     const __mmask64 mask = left >= 64 ? ~0ull : ((1ull << left) - 1);
     __m512i wv[NR];
-    for (int r = 0; r < NR; ++r) wv[r] = _mm512_maskz_loadu_epi8(mask, base + (n + r) * K + c * 64);
+    for (int r = 0; r < NR; ++r) {
+      // Hardware prefetchers stop at 4 KiB pages; stream ahead explicitly.
+      _mm_prefetch(reinterpret_cast<const char*>(base + (n + r) * K + c * 64 + kPrefetchBytes), _MM_HINT_T0);
+      wv[r] = _mm512_maskz_loadu_epi8(mask, base + (n + r) * K + c * 64);
+    }
     for (int m = 0; m < MB; ++m) {
       const __m512i xq = _mm512_loadu_si512(x.q + (m * chunks + c) * 64);
       const __m512i xa = _mm512_abs_epi8(xq);
@@ -138,6 +145,7 @@ PG_VNNI void block_q4(const Rows& x, const WeightMatrix& w, int64_t n, float* y,
     __m512i lo[NR], hi[NR];
     __m512 dw[NR];
     for (int r = 0; r < NR; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(base + (n + r) * rb + c * 64 + kPrefetchBytes), _MM_HINT_T0);
       const __m512i q = _mm512_maskz_loadu_epi8(bytes, base + (n + r) * rb + c * 64);
       lo[r] = _mm512_and_si512(q, low4);
       hi[r] = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);

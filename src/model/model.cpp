@@ -1,5 +1,7 @@
 #include "paligemma/model.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "model/weights.h"
@@ -30,6 +32,9 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
                 " in config.json");
   m->checkpoint_ = Checkpoint::open(model_dir);
   m->weights_ = load_weights(m->checkpoint_, m->config_);
+  const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  if (options.populate_weights && static_cast<double>(m->checkpoint_.total_bytes()) < 0.8 * ram)
+    m->checkpoint_.populate();
   if (options.image_cache_entries < 0) throw Error("image_cache_entries must be >= 0");
   m->image_cache_ = std::make_unique<ImageFeatureCache>(options.image_cache_entries);
   return m;
