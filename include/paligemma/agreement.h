@@ -16,6 +16,8 @@ struct DistributionAgreement {
 
   // One position: two rows of V logits.
   void add(const float* reference_logits, const float* other_logits, int V);
+  // Another set of positions.
+  void merge(const DistributionAgreement& other);
   double mean_kl() const { return positions ? kl_sum / positions : 0.0; }
   double top1_rate() const { return positions ? static_cast<double>(top1_agree) / positions : 0.0; }
 };

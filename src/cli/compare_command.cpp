@@ -43,10 +43,7 @@ int compare(const CompareArgs& a) {
     const std::vector<float> px = preprocess_image(images[i], S, ResizeFilter::PilBicubic);
     for (const auto& prompt : a.prompts) {
       DistributionAgreement d = compare_models(*reference, *model, px, prompt, a.new_tokens);
-      total.positions += d.positions;
-      total.top1_agree += d.top1_agree;
-      total.kl_sum += d.kl_sum;
-      total.max_kl = std::max(total.max_kl, d.max_kl);
+      total.merge(d);
       cases.push_back({{"image", a.images[i]}, {"prompt", prompt}, {"positions", d.positions},
                        {"top1_agreement", d.top1_rate()}, {"mean_kl", d.mean_kl()}, {"max_kl", d.max_kl}});
       if (!a.model.quiet)

@@ -45,6 +45,13 @@ void DistributionAgreement::add(const float* r, const float* x, int V) {
   max_kl = std::max(max_kl, kl);
 }
 
+void DistributionAgreement::merge(const DistributionAgreement& o) {
+  positions += o.positions;
+  top1_agree += o.top1_agree;
+  kl_sum += o.kl_sum;
+  max_kl = std::max(max_kl, o.max_kl);
+}
+
 DistributionAgreement compare_models(const Model& reference, const Model& other, const std::vector<float>& pixels,
                                      const std::string& prompt, int new_tokens) {
   if (reference.vocab_size() != other.vocab_size())

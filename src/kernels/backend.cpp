@@ -12,8 +12,6 @@
 
 #include "paligemma/error.h"
 
-extern "C" void openblas_set_num_threads(int num_threads);
-
 namespace pg {
 namespace {
 

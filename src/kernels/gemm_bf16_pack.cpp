@@ -14,8 +14,6 @@
 namespace pg::kernels::detail {
 namespace {
 
-inline int64_t round_up32(int64_t k) { return (k + 31) / 32 * 32; }
-
 // n <= 16 f32 -> bf16 (RNE); the rest of the 16 lanes zero.
 PG_BF16 inline void f32_to_bf16_16(const float* src, int n, uint16_t* dst) {
   const __mmask16 m = n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);

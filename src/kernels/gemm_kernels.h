@@ -40,6 +40,9 @@ void gemm_f32_blas(const float* x, int M, const WeightMatrix& w, float* y);
 
 // Many rows, bf16 products with f32 accumulation. The activations are prepared once per
 // call by the dispatcher (PackedActivations), then every thread multiplies its weight rows.
+// K padded to the 32-column granule of the bf16 kernels.
+inline int64_t round_up32(int64_t k) { return (k + 31) / 32 * 32; }
+
 struct PackedActivations {
   int M = 0;
   int64_t K = 0, Kp = 0;          // Kp: K rounded up to 32 (zero padded)

@@ -74,7 +74,7 @@ void bf16_rows(const float* x, int M, const WeightMatrix& w, float* y, KernelPat
   detail::PackedActivations packed;
   packed.M = M;
   packed.K = K;
-  packed.Kp = (K + 31) / 32 * 32;
+  packed.Kp = detail::round_up32(K);
   std::vector<uint16_t> storage;
   if (path == KernelPath::Amx) {
     storage.resize(detail::pack_amx_size(M, K));
