@@ -32,11 +32,13 @@ using pg::kernels::WeightMatrix;
 
 struct OwnedWeight {
   WeightMatrix view;
-  std::vector<uint8_t> data;
+  std::vector<uint8_t> storage;
   std::vector<uint8_t> scales;
 };
 
-OwnedWeight make_weight(WeightFormat format, int64_t N, int64_t K, std::mt19937& rng) {
+// The data starts `misalign` bytes past a cache line: safetensors aligns tensors to 8 bytes
+// only, and the AMX path reads aligned bf16 rows in place but copies misaligned ones.
+OwnedWeight make_weight(WeightFormat format, int64_t N, int64_t K, std::mt19937& rng, int misalign) {
   std::normal_distribution<float> dist(0.0f, 1.0f);
   std::vector<float> w(N * K);
   for (float& v : w) v = dist(rng);
@@ -45,10 +47,12 @@ OwnedWeight make_weight(WeightFormat format, int64_t N, int64_t K, std::mt19937&
   o.view.format = format;
   o.view.rows = N;
   o.view.cols = K;
-  o.data.resize(N * o.view.row_bytes());
+  o.storage.resize(N * o.view.row_bytes() + 128);
+  const auto address = reinterpret_cast<std::uintptr_t>(o.storage.data());
+  uint8_t* data = o.storage.data() + (64 - address % 64) % 64 + misalign;
   for (int64_t n = 0; n < N; ++n) {
     const float* row = w.data() + n * K;
-    uint8_t* dst = o.data.data() + n * o.view.row_bytes();
+    uint8_t* dst = data + n * o.view.row_bytes();
     switch (format) {
       case WeightFormat::F32: std::memcpy(dst, row, K * 4); break;
       case WeightFormat::BF16:
@@ -69,7 +73,7 @@ OwnedWeight make_weight(WeightFormat format, int64_t N, int64_t K, std::mt19937&
         break;
     }
   }
-  o.view.data = o.data.data();
+  o.view.data = data;
   o.view.scales = o.scales.empty() ? nullptr : o.scales.data();
   return o;
 }
@@ -131,45 +135,49 @@ void check_all_formats(KernelPath path, Precision precision, const std::vector<C
   std::mt19937 rng(1234);
   for (WeightFormat format :
        {WeightFormat::F32, WeightFormat::BF16, WeightFormat::F16, WeightFormat::Int8, WeightFormat::Q4}) {
-    for (const Case& c : cases) {
-      OwnedWeight w = make_weight(format, c.N, c.K, rng);
-      std::normal_distribution<float> dist(0.0f, 1.0f);
-      std::vector<float> x(c.M * c.K);
-      for (float& v : x) v = dist(rng);
-      std::vector<float> bias(c.N);
-      for (float& v : bias) v = dist(rng);
-      std::vector<float> y(c.M * c.N, -777.0f);
-      pg::kernels::matmul(x.data(), c.M, w.view, bias.data(), y.data());
-      // The reference path is always f32; few rows take the f32 decode kernels, except for
-      // int8 / q4 weights on VNNI in bf16 precision.
-      const bool fast = precision == Precision::BF16 && path != KernelPath::Reference;
-      const bool vnni = fast && c.M <= pg::kernels::kSmallRows && pg::cpu_features().avx512_vnni &&
-                        (path == KernelPath::Avx512 || path == KernelPath::Amx) &&
-                        (format == WeightFormat::Int8 || format == WeightFormat::Q4);
-      const Inputs inputs = vnni ? Inputs::Int8Blocks
-                            : (fast && c.M > pg::kernels::kSmallRows) ? Inputs::Bf16
-                                                                       : Inputs::F32;
-      std::vector<double> want, mag;
-      expected(x, c.M, w.view, inputs, &want, &mag);
-      double worst = 0;
-      for (int64_t i = 0; i < c.M * c.N; ++i) {
-        const double err = std::fabs(y[i] - bias[i % c.N] - want[i]);
-        const double tol = 2e-6 * mag[i] + 1e-5;
-        worst = std::max(worst, err / tol);
-        ASSERT_LE(err, tol) << pg::kernel_path_name(path) << "/" << pg::precision_name(precision) << " "
-                            << pg::kernels::weight_format_name(format) << " M=" << c.M << " N=" << c.N
-                            << " K=" << c.K << " element " << i << ": got " << y[i] - bias[i % c.N] << " want "
-                            << want[i];
+    for (const Case& c : cases)
+      for (int misalign : {0, 24}) {
+        OwnedWeight w = make_weight(format, c.N, c.K, rng, misalign);
+        std::normal_distribution<float> dist(0.0f, 1.0f);
+        std::vector<float> x(c.M * c.K);
+        for (float& v : x) v = dist(rng);
+        std::vector<float> bias(c.N);
+        for (float& v : bias) v = dist(rng);
+        std::vector<float> y(c.M * c.N, -777.0f);
+        pg::kernels::matmul(x.data(), c.M, w.view, bias.data(), y.data());
+        // The reference path is always f32; few rows take the f32 decode kernels, except for
+        // int8 / q4 weights on VNNI in bf16 precision.
+        const bool fast = precision == Precision::BF16 && path != KernelPath::Reference;
+        const bool vnni = fast && c.M <= pg::kernels::kSmallRows && pg::cpu_features().avx512_vnni &&
+                          (path == KernelPath::Avx512 || path == KernelPath::Amx) &&
+                          (format == WeightFormat::Int8 || format == WeightFormat::Q4);
+        const Inputs inputs = vnni                                      ? Inputs::Int8Blocks
+                              : (fast && c.M > pg::kernels::kSmallRows) ? Inputs::Bf16
+                                                                        : Inputs::F32;
+        std::vector<double> want, mag;
+        expected(x, c.M, w.view, inputs, &want, &mag);
+        double worst = 0;
+        for (int64_t i = 0; i < c.M * c.N; ++i) {
+          const double err = std::fabs(y[i] - bias[i % c.N] - want[i]);
+          const double tol = 2e-6 * mag[i] + 1e-5;
+          worst = std::max(worst, err / tol);
+          ASSERT_LE(err, tol) << pg::kernel_path_name(path) << "/" << pg::precision_name(precision) << " "
+                              << pg::kernels::weight_format_name(format) << " M=" << c.M << " N=" << c.N << " K=" << c.K
+                              << " misalign " << misalign << " element " << i << ": got " << y[i] - bias[i % c.N]
+                              << " want " << want[i];
+        }
       }
-    }
   }
 }
 
 const std::vector<Case> kCases = {
-    {1, 1, 7},   {1, 9, 64},   {2, 5, 96},  {5, 7, 130},  {8, 40, 2304},   {1, 37, 100}, {2, 16, 32},  {3, 5, 64},   {4, 64, 48},  {8, 33, 588},
-    {9, 17, 33}, {16, 32, 64}, {17, 48, 96}, {33, 64, 100}, {40, 70, 588}, {64, 96, 1152},
+    // clang-format off
+    {1, 1, 7},   {1, 9, 64},   {2, 5, 96},   {5, 7, 130},   {8, 40, 2304}, {1, 37, 100},  {2, 16, 32},  {3, 5, 64},
+    {4, 64, 48}, {8, 33, 588}, {9, 17, 33},  {16, 32, 64},  {17, 48, 96},  {33, 64, 100}, {40, 70, 588},
+    {64, 96, 1152},
     // K long enough that the AMX kernel splits it into chunks (and SigLIP's fc2 K = 4304).
     {20, 40, 4304}, {33, 33, 9216},
+    // clang-format on
 };
 
 std::vector<KernelPath> supported_paths() {

@@ -60,6 +60,9 @@ std::string lower(std::string s) {
   return s;
 }
 
+// Data start and tensor alignment in the written shards (a cache line).
+constexpr uint64_t kDataAlignment = 64;
+
 int dtype_rank(DType d) {  // data order inside a shard: widest elements first (alignment)
   switch (d) {
     case DType::F32: return 0;
@@ -301,7 +304,13 @@ QuantizeSummary quantize_checkpoint(const std::string& src_dir, const std::strin
     if (n_shards == 1) std::snprintf(name, sizeof name, "model.safetensors");
     else std::snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", si + 1, n_shards);
     sh.file = name;
+    // Tensors whose size is a whole number of cache lines first, after a header padded to
+    // one: they all start cache-line aligned, so the AMX kernels read bf16 rows in place
+    // (a misaligned matrix is copied per block, ~12% slower). Then the rest, widest
+    // elements first, so each stays aligned to its element size.
     std::stable_sort(sh.tensors.begin(), sh.tensors.end(), [&](size_t a, size_t b) {
+      const bool la = outs[a].nbytes % kDataAlignment == 0, lb = outs[b].nbytes % kDataAlignment == 0;
+      if (la != lb) return la;
       const int ra = dtype_rank(outs[a].dtype), rb = dtype_rank(outs[b].dtype);
       if (ra != rb) return ra < rb;
       return outs[a].name < outs[b].name;
@@ -322,7 +331,7 @@ QuantizeSummary quantize_checkpoint(const std::string& src_dir, const std::strin
       off += o.nbytes;
     }
     std::string text = header.dump();
-    text.append((8 - text.size() % 8) % 8, ' ');
+    text.append((kDataAlignment - (8 + text.size()) % kDataAlignment) % kDataAlignment, ' ');
     const uint64_t n = text.size();
     for (int b = 0; b < 8; ++b) sh.prefix.push_back(static_cast<char>((n >> (8 * b)) & 0xFF));
     sh.prefix += text;

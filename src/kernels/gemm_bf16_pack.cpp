@@ -84,33 +84,43 @@ PG_BF16 void pack_amx(const float* x, int M, int64_t K, uint16_t* out) {
 // applies the per-row scale to the products. Q4 rows come out dequantised (nibble - 8) * d,
 // rounded to bf16.
 PG_BF16 void weight_rows_bf16(const WeightMatrix& w, int64_t n0, int64_t nrows, int64_t nrows_padded, int64_t k0,
-                              int64_t kn, uint16_t* out) {
+                              int64_t kn, uint16_t* out, WeightLayout layout) {
   const int64_t K = w.cols;
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   const int64_t rb = w.row_bytes();
   const __m128i low4 = _mm_set1_epi8(0x0F);
   const __m512 eight = _mm512_set1_ps(8.0f);
+  const bool tiles = layout == WeightLayout::AmxTiles;
+  // Where columns j .. j + 16 of row r go.
+  auto at = [&](int64_t r, int64_t j) {
+    return tiles ? out + ((r / 16) * (kn / 32) + j / 32) * 512 + (r % 16) * 32 + j % 32 : out + r * kn + j;
+  };
   for (int64_t r = 0; r < nrows_padded; ++r) {
-    uint16_t* dst = out + r * kn;
     if (r >= nrows) {
-      std::memset(dst, 0, kn * 2);
+      for (int64_t j = 0; j < kn; j += 16) std::memset(at(r, j), 0, 32);
       continue;
     }
     const uint8_t* row = base + (n0 + r) * rb;
+    if (w.format == WeightFormat::BF16) {  // a copy, one cache line (32 columns) at a time
+      for (int64_t j = 0; j < kn; j += 32) {
+        const int64_t n = K - (k0 + j);
+        const __mmask32 m = n >= 32 ? ~__mmask32(0) : n <= 0 ? __mmask32(0) : (__mmask32(1) << n) - 1;
+        _mm512_storeu_si512(at(r, j), _mm512_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(row) + k0 + j));
+      }
+      continue;
+    }
     for (int64_t j = 0; j < kn; j += 16) {  // 16 output columns k = k0 + j ..
       const int64_t k = k0 + j;
       const int64_t n = K - k;
+      uint16_t* dst = at(r, j);
       if (n <= 0) {
-        std::memset(dst + j, 0, 32);
+        std::memset(dst, 0, 32);
         continue;
       }
       const __mmask16 m = n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
       __m512 v;
       switch (w.format) {
-        case WeightFormat::BF16:
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j),
-                              _mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(row) + k));
-          continue;
+        case WeightFormat::BF16: continue;  // copied above
         case WeightFormat::F32: v = _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + k); break;
         case WeightFormat::F16:
           v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(row) + k));
@@ -129,7 +139,7 @@ PG_BF16 void weight_rows_bf16(const WeightMatrix& w, int64_t n0, int64_t nrows, 
         }
       }
       const __m256bh b = _mm512_cvtneps_pbh(v);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), reinterpret_cast<const __m256i&>(b));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), reinterpret_cast<const __m256i&>(b));
     }
   }
 }

@@ -61,9 +61,12 @@ void gemm_amx_bf16(const PackedActivations& x, const WeightMatrix& w, int64_t n0
 // Enables AMX tile use for the calling thread (tile configuration); cheap after the first.
 void amx_thread_init();
 
-// Rows [n0, n0 + nrows), columns [k0, k0 + kn) of any format as bf16 into out
-// [nrows_padded][kn] (row stride kn), zero past the matrix. k0 and kn are multiples of 32.
+// Rows [n0, n0 + nrows), columns [k0, k0 + kn) of any format as bf16 into out, zero past the
+// matrix; k0 and kn are multiples of 32. Rows: [nrows_padded][kn] (row stride kn). AmxTiles:
+// AMX A tiles of 16 rows x 32 columns, each a contiguous 1 KiB, tile (r / 16, j / 32) at
+// ((r / 16) * (kn / 32) + j / 32) * 512 (nrows_padded a multiple of 16).
+enum class WeightLayout { Rows, AmxTiles };
 void weight_rows_bf16(const WeightMatrix& w, int64_t n0, int64_t nrows, int64_t nrows_padded, int64_t k0,
-                      int64_t kn, uint16_t* out);
+                      int64_t kn, uint16_t* out, WeightLayout layout = WeightLayout::Rows);
 
 }  // namespace pg::kernels::detail

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/aligned_buffer.h"
 #include "kernels/gemm_kernels.h"
 #include "kernels/quantize.h"
 #include "paligemma/backend.h"
@@ -75,7 +76,7 @@ void bf16_rows(const float* x, int M, const WeightMatrix& w, float* y, KernelPat
   packed.M = M;
   packed.K = K;
   packed.Kp = detail::round_up32(K);
-  std::vector<uint16_t> storage;
+  AlignedBuffer<uint16_t> storage;  // tile loads want whole cache lines
   if (path == KernelPath::Amx) {
     storage.resize(detail::pack_amx_size(M, K));
     detail::pack_amx(x, M, K, storage.data());
