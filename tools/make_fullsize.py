@@ -303,6 +303,7 @@ def _write_shard(path: Path, tensors, layout: str, spec: dict, progress) -> list
 def build(spec: dict, d: Path, layout: str = "old", shard_gb: float = 2.0, dry_run: bool = False,
           list_tensors: bool = False) -> None:
     """Write the checkpoint of model_spec(...) `spec` into d (replacing d)."""
+    t0 = time.time()
     specs = tensor_specs(spec)
     shards = plan_shards(specs, int(shard_gb * 1e9))
     total = sum(nbytes(s) for _, s in specs)

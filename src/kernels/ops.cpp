@@ -119,6 +119,17 @@ void rope(float* x, int heads, int head_dim, const float* cos_half, const float*
   }
 }
 
+void rope_angles(int position, int head_dim, float theta, float* cos_half, float* sin_half) {
+  const int half = head_dim / 2;
+  for (int i = 0; i < half; ++i) {
+    const float exponent = static_cast<float>(2 * i) / static_cast<float>(head_dim);
+    const float inv_freq = 1.0f / std::pow(theta, exponent);
+    const float angle = static_cast<float>(position) * inv_freq;
+    cos_half[i] = std::cos(angle);
+    sin_half[i] = std::sin(angle);
+  }
+}
+
 void softmax(float* x, int n) {
   float mx = -INFINITY;
   for (int i = 0; i < n; ++i) mx = std::max(mx, x[i]);

@@ -31,6 +31,11 @@ void add(float* y, const float* x, int64_t n);
 // cos/sin have head_dim/2 entries for this position.
 void rope(float* x, int heads, int head_dim, const float* cos_half, const float* sin_half);
 
+// cos/sin of the rotary angles for one position (GemmaRotaryEmbedding, default rope):
+// inv_freq = 1 / theta^(2i / dim) in f32, angle = position * inv_freq in f32; head_dim / 2
+// entries each. (PaliGemma numbers positions from 1.)
+void rope_angles(int position, int head_dim, float theta, float* cos_half, float* sin_half);
+
 // In-place softmax of a row of n values (f32, max-subtracted).
 void softmax(float* x, int n);
 

@@ -20,22 +20,6 @@
 #include "paligemma/profile.h"
 
 namespace pg {
-namespace {
-
-// cos/sin of the rotary angles for one position (GemmaRotaryEmbedding, default rope):
-// inv_freq = 1 / theta^(2i / dim) in f32, angle = position * inv_freq in f32.
-void rope_tables(int position, int head_dim, float theta, float* cos_half, float* sin_half) {
-  const int half = head_dim / 2;
-  for (int i = 0; i < half; ++i) {
-    const float exponent = static_cast<float>(2 * i) / static_cast<float>(head_dim);
-    const float inv_freq = 1.0f / std::pow(theta, exponent);
-    const float angle = static_cast<float>(position) * inv_freq;
-    cos_half[i] = std::cos(angle);
-    sin_half[i] = std::sin(angle);
-  }
-}
-
-}  // namespace
 
 KVCache Model::new_cache(int capacity, int prefix_len) const {
   const TextConfig& tc = config_.text;
@@ -119,7 +103,7 @@ void Model::decode(std::vector<DecoderStep>& steps) const {
   for (size_t s = 0; s < steps.size(); ++s)
     for (int t = 0; t < steps[s].count; ++t) {
       const int r = row0[s] + t;
-      rope_tables(steps[s].cache->length + t + 1, D, tc.rope_theta, cos_t.data() + r * (D / 2),
+      kernels::rope_angles(steps[s].cache->length + t + 1, D, tc.rope_theta, cos_t.data() + r * (D / 2),
                   sin_t.data() + r * (D / 2));
     }
 

@@ -1,0 +1,373 @@
+#include "train/layers.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace pg::train {
+namespace {
+
+// C[M, N] (+)= alpha op(A) op(B) through OpenBLAS, in the element type.
+void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+          float beta, float* C, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B,
+              ldb, beta, C, ldc);
+}
+void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B, int ldb,
+          double beta, double* C, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B,
+              ldb, beta, C, ldc);
+}
+
+constexpr double kSqrt2OverPi = 0.7978845608028654;  // sqrt(2 / pi)
+constexpr double kGeluCubic = 0.044715;
+
+template <typename T>
+T gelu_tanh(T x) {
+  const T u = static_cast<T>(kSqrt2OverPi) * (x + static_cast<T>(kGeluCubic) * x * x * x);
+  return static_cast<T>(0.5) * x * (static_cast<T>(1) + std::tanh(u));
+}
+// d/dx 0.5 x (1 + tanh u) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u',  u' = c (1 + 3 a x^2).
+template <typename T>
+T gelu_tanh_grad(T x) {
+  const T u = static_cast<T>(kSqrt2OverPi) * (x + static_cast<T>(kGeluCubic) * x * x * x);
+  const T t = std::tanh(u);
+  const T du = static_cast<T>(kSqrt2OverPi) * (static_cast<T>(1) + static_cast<T>(3 * kGeluCubic) * x * x);
+  return static_cast<T>(0.5) * (static_cast<T>(1) + t) + static_cast<T>(0.5) * x * (static_cast<T>(1) - t * t) * du;
+}
+template <typename T>
+T gelu_erf(T x) {
+  return static_cast<T>(0.5) * x * (static_cast<T>(1) + std::erf(x / static_cast<T>(std::sqrt(2.0))));
+}
+// d/dx x Phi(x) = Phi(x) + x phi(x).
+template <typename T>
+T gelu_erf_grad(T x) {
+  const T cdf = static_cast<T>(0.5) * (static_cast<T>(1) + std::erf(x / static_cast<T>(std::sqrt(2.0))));
+  const T pdf = std::exp(-x * x / static_cast<T>(2)) / static_cast<T>(std::sqrt(2.0 * M_PI));
+  return cdf + x * pdf;
+}
+
+}  // namespace
+
+template <typename T>
+void linear_forward(const T* x, int M, int K, const T* w, const T* b, int N, T* y) {
+  gemm(false, true, M, N, K, T(1), x, K, w, K, T(0), y, N);
+  if (b)
+    for (int m = 0; m < M; ++m)
+      for (int n = 0; n < N; ++n) y[static_cast<int64_t>(m) * N + n] += b[n];
+}
+
+template <typename T>
+void linear_backward(const T* dy, const T* x, const T* w, int M, int K, int N, T* dx, T* dw, T* db) {
+  if (dx) gemm(false, false, M, K, N, T(1), dy, N, w, K, T(1), dx, K);  // [M,N] x [N,K]
+  if (dw) gemm(true, false, N, K, M, T(1), dy, N, x, K, T(1), dw, K);   // [N,M] x [M,K]
+  if (db)
+    for (int m = 0; m < M; ++m)
+      for (int n = 0; n < N; ++n) db[n] += dy[static_cast<int64_t>(m) * N + n];
+}
+
+template <typename T>
+void layer_norm_forward(const T* x, int rows, int n, const T* w, const T* b, T eps, T* y, T* mean, T* rstd) {
+  for (int r = 0; r < rows; ++r) {
+    const T* v = x + static_cast<int64_t>(r) * n;
+    T* o = y + static_cast<int64_t>(r) * n;
+    double sum = 0.0;
+    for (int i = 0; i < n; ++i) sum += v[i];
+    const T mu = static_cast<T>(sum / n);
+    double sq = 0.0;
+    for (int i = 0; i < n; ++i) sq += static_cast<double>(v[i] - mu) * (v[i] - mu);
+    const T rs = static_cast<T>(1) / std::sqrt(static_cast<T>(sq / n) + eps);
+    for (int i = 0; i < n; ++i) o[i] = (v[i] - mu) * rs * w[i] + b[i];
+    mean[r] = mu;
+    rstd[r] = rs;
+  }
+}
+
+template <typename T>
+void layer_norm_backward(const T* dy, const T* x, int rows, int n, const T* w, const T* mean, const T* rstd, T* dx,
+                         T* dw, T* db) {
+  for (int r = 0; r < rows; ++r) {
+    const T* v = x + static_cast<int64_t>(r) * n;
+    const T* g = dy + static_cast<int64_t>(r) * n;
+    double mean_g = 0.0, mean_gx = 0.0;
+    for (int i = 0; i < n; ++i) {
+      const double xhat = (v[i] - mean[r]) * rstd[r];
+      const double gi = static_cast<double>(g[i]) * w[i];
+      mean_g += gi;
+      mean_gx += gi * xhat;
+      if (dw) dw[i] += static_cast<T>(g[i] * xhat);
+      if (db) db[i] += g[i];
+    }
+    mean_g /= n;
+    mean_gx /= n;
+    if (!dx) continue;
+    T* d = dx + static_cast<int64_t>(r) * n;
+    for (int i = 0; i < n; ++i) {
+      const double xhat = (v[i] - mean[r]) * rstd[r];
+      d[i] += static_cast<T>(rstd[r] * (static_cast<double>(g[i]) * w[i] - mean_g - xhat * mean_gx));
+    }
+  }
+}
+
+template <typename T>
+void rms_norm_forward(const T* x, int rows, int n, const T* w, T eps, T* y, T* rstd) {
+  for (int r = 0; r < rows; ++r) {
+    const T* v = x + static_cast<int64_t>(r) * n;
+    T* o = y + static_cast<int64_t>(r) * n;
+    double sq = 0.0;
+    for (int i = 0; i < n; ++i) sq += static_cast<double>(v[i]) * v[i];
+    const T rs = static_cast<T>(1) / std::sqrt(static_cast<T>(sq / n) + eps);
+    for (int i = 0; i < n; ++i) o[i] = (v[i] * rs) * (static_cast<T>(1) + w[i]);
+    rstd[r] = rs;
+  }
+}
+
+template <typename T>
+void rms_norm_backward(const T* dy, const T* x, int rows, int n, const T* w, const T* rstd, T* dx, T* dw) {
+  for (int r = 0; r < rows; ++r) {
+    const T* v = x + static_cast<int64_t>(r) * n;
+    const T* g = dy + static_cast<int64_t>(r) * n;
+    const double rs = rstd[r];
+    double mean_gx = 0.0;
+    for (int i = 0; i < n; ++i) {
+      mean_gx += static_cast<double>(g[i]) * (1.0 + w[i]) * v[i];
+      if (dw) dw[i] += static_cast<T>(g[i] * v[i] * rs);
+    }
+    mean_gx /= n;
+    if (!dx) continue;
+    T* d = dx + static_cast<int64_t>(r) * n;
+    for (int i = 0; i < n; ++i)
+      d[i] += static_cast<T>(rs * (static_cast<double>(g[i]) * (1.0 + w[i]) - v[i] * rs * rs * mean_gx));
+  }
+}
+
+template <typename T>
+void gelu_tanh_forward(const T* x, int64_t n, T* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = gelu_tanh(x[i]);
+}
+template <typename T>
+void gelu_tanh_backward(const T* dy, const T* x, int64_t n, T* dx) {
+  for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * gelu_tanh_grad(x[i]);
+}
+template <typename T>
+void gelu_erf_forward(const T* x, int64_t n, T* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = gelu_erf(x[i]);
+}
+template <typename T>
+void gelu_erf_backward(const T* dy, const T* x, int64_t n, T* dx) {
+  for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * gelu_erf_grad(x[i]);
+}
+
+template <typename T>
+void geglu_forward(const T* gate, const T* up, int64_t n, bool exact, T* h) {
+  for (int64_t i = 0; i < n; ++i) h[i] = (exact ? gelu_erf(gate[i]) : gelu_tanh(gate[i])) * up[i];
+}
+template <typename T>
+void geglu_backward(const T* dh, const T* gate, const T* up, int64_t n, bool exact, T* dgate, T* dup) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (dgate) dgate[i] += dh[i] * up[i] * (exact ? gelu_erf_grad(gate[i]) : gelu_tanh_grad(gate[i]));
+    if (dup) dup[i] += dh[i] * (exact ? gelu_erf(gate[i]) : gelu_tanh(gate[i]));
+  }
+}
+
+template <typename T>
+void soft_cap_forward(const T* x, int64_t n, T cap, T* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = cap * std::tanh(x[i] / cap);
+}
+template <typename T>
+void soft_cap_backward(const T* dy, const T* y, int64_t n, T cap, T* dx) {
+  for (int64_t i = 0; i < n; ++i) {
+    const T t = y[i] / cap;
+    dx[i] += dy[i] * (static_cast<T>(1) - t * t);
+  }
+}
+
+namespace {
+template <typename T>
+void rotate(T* x, int rows, int heads, int head_dim, const T* cos_t, const T* sin_t, T sign) {
+  const int half = head_dim / 2;
+  for (int r = 0; r < rows; ++r) {
+    const T* c = cos_t + static_cast<int64_t>(r) * half;
+    const T* s = sin_t + static_cast<int64_t>(r) * half;
+    for (int h = 0; h < heads; ++h) {
+      T* v = x + (static_cast<int64_t>(r) * heads + h) * head_dim;
+      for (int i = 0; i < half; ++i) {
+        const T a = v[i], b = v[i + half], si = sign * s[i];
+        // x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x2, x1)
+        v[i] = a * c[i] - b * si;
+        v[i + half] = b * c[i] + a * si;
+      }
+    }
+  }
+}
+}  // namespace
+
+template <typename T>
+void rope_forward(T* x, int rows, int heads, int head_dim, const T* cos_t, const T* sin_t) {
+  rotate(x, rows, heads, head_dim, cos_t, sin_t, static_cast<T>(1));
+}
+template <typename T>
+void rope_backward(T* dx, int rows, int heads, int head_dim, const T* cos_t, const T* sin_t) {
+  rotate(dx, rows, heads, head_dim, cos_t, sin_t, static_cast<T>(-1));
+}
+
+template <typename T>
+void attention_forward(const T* q, const T* k, const T* v, int rows, const kernels::AttentionShape& shape,
+                       const kernels::AttentionMask& mask, T* o, AttentionSaved<T>* saved) {
+  const int H = shape.num_heads, KVH = shape.num_kv_heads, D = shape.head_dim, group = H / KVH;
+  const int64_t qs = static_cast<int64_t>(H) * D, ks = static_cast<int64_t>(KVH) * D;
+  const int64_t TT = static_cast<int64_t>(rows) * rows;
+  const bool cap = shape.softcap > 0.0f;
+  saved->p.assign(H * TT, T(0));
+  saved->capd.assign(cap ? H * TT : 0, T(0));
+  std::vector<T> s(rows);
+  for (int h = 0; h < H; ++h) {
+    const int g = h / group;
+    for (int t = 0; t < rows; ++t) {
+      int first, last;
+      kernels::attention_key_range(t, rows, mask, &first, &last);
+      T* orow = o + t * qs + static_cast<int64_t>(h) * D;
+      std::fill(orow, orow + D, T(0));
+      if (last <= first) continue;
+      const T* qv = q + t * qs + static_cast<int64_t>(h) * D;
+      T mx = -INFINITY;
+      for (int j = first; j < last; ++j) {
+        const T* kv = k + j * ks + static_cast<int64_t>(g) * D;
+        T dot = 0;
+        for (int d = 0; d < D; ++d) dot += qv[d] * kv[d];
+        T sc = dot * static_cast<T>(shape.scale);
+        if (cap) {
+          const T th = std::tanh(sc / static_cast<T>(shape.softcap));
+          saved->capd[h * TT + static_cast<int64_t>(t) * rows + j] = static_cast<T>(1) - th * th;
+          sc = static_cast<T>(shape.softcap) * th;
+        }
+        s[j] = sc;
+        mx = std::max(mx, sc);
+      }
+      double sum = 0.0;
+      for (int j = first; j < last; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+      }
+      T* p = saved->p.data() + h * TT + static_cast<int64_t>(t) * rows;
+      for (int j = first; j < last; ++j) {
+        p[j] = static_cast<T>(s[j] / sum);
+        const T* vv = v + j * ks + static_cast<int64_t>(g) * D;
+        for (int d = 0; d < D; ++d) orow[d] += p[j] * vv[d];
+      }
+    }
+  }
+}
+
+template <typename T>
+void attention_backward(const T* dout, const T* q, const T* k, const T* v, int rows,
+                        const kernels::AttentionShape& shape, const kernels::AttentionMask& mask,
+                        const AttentionSaved<T>& saved, T* dq, T* dk, T* dv) {
+  const int H = shape.num_heads, KVH = shape.num_kv_heads, D = shape.head_dim, group = H / KVH;
+  const int64_t qs = static_cast<int64_t>(H) * D, ks = static_cast<int64_t>(KVH) * D;
+  const int64_t TT = static_cast<int64_t>(rows) * rows;
+  const bool cap = shape.softcap > 0.0f;
+  const T scale = static_cast<T>(shape.scale);
+  std::vector<T> dp(rows);
+  for (int h = 0; h < H; ++h) {
+    const int g = h / group;
+    for (int t = 0; t < rows; ++t) {
+      int first, last;
+      kernels::attention_key_range(t, rows, mask, &first, &last);
+      if (last <= first) continue;
+      const T* p = saved.p.data() + h * TT + static_cast<int64_t>(t) * rows;
+      const T* go = dout + t * qs + static_cast<int64_t>(h) * D;
+      const T* qv = q + t * qs + static_cast<int64_t>(h) * D;
+      // dp_j = do . v_j; dv_j += p_j do.
+      double pdp = 0.0;
+      for (int j = first; j < last; ++j) {
+        const T* vv = v + j * ks + static_cast<int64_t>(g) * D;
+        T acc = 0;
+        for (int d = 0; d < D; ++d) acc += go[d] * vv[d];
+        dp[j] = acc;
+        pdp += static_cast<double>(p[j]) * acc;
+        if (dv) {
+          T* dvv = dv + j * ks + static_cast<int64_t>(g) * D;
+          for (int d = 0; d < D; ++d) dvv[d] += p[j] * go[d];
+        }
+      }
+      // Softmax: ds_j = p_j (dp_j - sum_i p_i dp_i); then the cap; then the scale.
+      for (int j = first; j < last; ++j) {
+        T ds = p[j] * (dp[j] - static_cast<T>(pdp));
+        if (cap) ds *= saved.capd[h * TT + static_cast<int64_t>(t) * rows + j];
+        ds *= scale;
+        const T* kv = k + j * ks + static_cast<int64_t>(g) * D;
+        if (dq) {
+          T* dqv = dq + t * qs + static_cast<int64_t>(h) * D;
+          for (int d = 0; d < D; ++d) dqv[d] += ds * kv[d];
+        }
+        if (dk) {
+          T* dkv = dk + j * ks + static_cast<int64_t>(g) * D;
+          for (int d = 0; d < D; ++d) dkv[d] += ds * qv[d];
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+double cross_entropy(const T* logits, int rows, int V, const int* targets, const T* weight, T label_smoothing,
+                     T* dlogits) {
+  double total = 0.0;
+  const double eps = label_smoothing;
+  for (int r = 0; r < rows; ++r) {
+    const T* z = logits + static_cast<int64_t>(r) * V;
+    T* dz = dlogits ? dlogits + static_cast<int64_t>(r) * V : nullptr;
+    if (targets[r] < 0) {
+      if (dz) std::fill(dz, dz + V, T(0));
+      continue;
+    }
+    double mx = -INFINITY, sum_z = 0.0;
+    for (int i = 0; i < V; ++i) {
+      mx = std::max(mx, static_cast<double>(z[i]));
+      sum_z += z[i];
+    }
+    double sum = 0.0;
+    for (int i = 0; i < V; ++i) sum += std::exp(z[i] - mx);
+    const double lse = mx + std::log(sum);
+    // -sum_i q_i log p_i with q = (1 - eps) onehot + eps / V, log p_i = z_i - lse.
+    const double loss = (1.0 - eps) * (lse - z[targets[r]]) + eps * (lse - sum_z / V);
+    total += weight[r] * loss;
+    if (!dz) continue;
+    for (int i = 0; i < V; ++i) {
+      const double p = std::exp(z[i] - lse);
+      const double q = (i == targets[r] ? 1.0 - eps : 0.0) + eps / V;
+      dz[i] = static_cast<T>(weight[r] * (p - q));
+    }
+  }
+  return total;
+}
+
+#define PG_TRAIN_INSTANTIATE(T)                                                                                    \
+  template void linear_forward<T>(const T*, int, int, const T*, const T*, int, T*);                                \
+  template void linear_backward<T>(const T*, const T*, const T*, int, int, int, T*, T*, T*);                       \
+  template void layer_norm_forward<T>(const T*, int, int, const T*, const T*, T, T*, T*, T*);                      \
+  template void layer_norm_backward<T>(const T*, const T*, int, int, const T*, const T*, const T*, T*, T*, T*);    \
+  template void rms_norm_forward<T>(const T*, int, int, const T*, T, T*, T*);                                      \
+  template void rms_norm_backward<T>(const T*, const T*, int, int, const T*, const T*, T*, T*);                    \
+  template void gelu_tanh_forward<T>(const T*, int64_t, T*);                                                       \
+  template void gelu_tanh_backward<T>(const T*, const T*, int64_t, T*);                                            \
+  template void gelu_erf_forward<T>(const T*, int64_t, T*);                                                        \
+  template void gelu_erf_backward<T>(const T*, const T*, int64_t, T*);                                             \
+  template void geglu_forward<T>(const T*, const T*, int64_t, bool, T*);                                           \
+  template void geglu_backward<T>(const T*, const T*, const T*, int64_t, bool, T*, T*);                            \
+  template void soft_cap_forward<T>(const T*, int64_t, T, T*);                                                     \
+  template void soft_cap_backward<T>(const T*, const T*, int64_t, T, T*);                                          \
+  template void rope_forward<T>(T*, int, int, int, const T*, const T*);                                            \
+  template void rope_backward<T>(T*, int, int, int, const T*, const T*);                                           \
+  template void attention_forward<T>(const T*, const T*, const T*, int, const kernels::AttentionShape&,            \
+                                     const kernels::AttentionMask&, T*, AttentionSaved<T>*);                       \
+  template void attention_backward<T>(const T*, const T*, const T*, const T*, int, const kernels::AttentionShape&, \
+                                      const kernels::AttentionMask&, const AttentionSaved<T>&, T*, T*, T*);        \
+  template double cross_entropy<T>(const T*, int, int, const int*, const T*, T, T*);
+
+PG_TRAIN_INSTANTIATE(float)
+PG_TRAIN_INSTANTIATE(double)
+
+}  // namespace pg::train
