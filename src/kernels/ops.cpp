@@ -130,6 +130,17 @@ void rope_angles(int position, int head_dim, float theta, float* cos_half, float
   }
 }
 
+void patchify(const float* pixels, int C, int S, int P, float* out) {
+  const int side = S / P, patch_len = C * P * P;
+  for (int py = 0; py < side; ++py)
+    for (int px = 0; px < side; ++px) {
+      float* dst = out + static_cast<int64_t>(py * side + px) * patch_len;
+      for (int c = 0; c < C; ++c)
+        for (int ky = 0; ky < P; ++ky)
+          std::copy_n(pixels + (static_cast<int64_t>(c) * S + py * P + ky) * S + px * P, P, dst + (c * P + ky) * P);
+    }
+}
+
 void softmax(float* x, int n) {
   float mx = -INFINITY;
   for (int i = 0; i < n; ++i) mx = std::max(mx, x[i]);

@@ -36,6 +36,11 @@ void rope(float* x, int heads, int head_dim, const float* cos_half, const float*
 // entries each. (PaliGemma numbers positions from 1.)
 void rope_angles(int position, int head_dim, float theta, float* cos_half, float* sin_half);
 
+// im2col of a [C, S, S] image into [(S / P)^2, C * P * P] patches: patch n = (py, px)
+// row-major, inside a patch (channel, ky, kx) as an OIHW conv kernel, so the conv with stride
+// P is one matmul against the kernel viewed as [out, C * P * P].
+void patchify(const float* pixels, int C, int S, int P, float* out);
+
 // In-place softmax of a row of n values (f32, max-subtracted).
 void softmax(float* x, int n);
 

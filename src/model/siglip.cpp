@@ -28,20 +28,12 @@ void split_heads(const float* x, int rows, int heads, int dim, float* out) {
 std::vector<float> Model::encode_image(const float* pixels, std::vector<float>* vision_hidden) const {
   const VisionConfig& vc = config_.vision;
   const Weights& w = *weights_;
-  const int S = vc.image_size, P = vc.patch_size, side = vc.patches_per_side(), N = vc.num_patches();
+  const int S = vc.image_size, P = vc.patch_size, N = vc.num_patches();
   const int C = vc.num_channels, Hv = vc.hidden_size, Iv = vc.intermediate_size;
   const int patch_len = C * P * P;
 
-  // im2col: patch n = (py, px) row-major; inside a patch, (channel, ky, kx) as the OIHW kernel.
   std::vector<float> patches(static_cast<size_t>(N) * patch_len);
-  for (int py = 0; py < side; ++py)
-    for (int px = 0; px < side; ++px) {
-      float* dst = patches.data() + static_cast<int64_t>(py * side + px) * patch_len;
-      for (int c = 0; c < C; ++c)
-        for (int ky = 0; ky < P; ++ky)
-          std::copy_n(pixels + (static_cast<int64_t>(c) * S + py * P + ky) * S + px * P, P,
-                      dst + (c * P + ky) * P);
-    }
+  kernels::patchify(pixels, C, S, P, patches.data());
   std::vector<float> x(static_cast<size_t>(N) * Hv);
   kernels::matmul(patches.data(), N, w.patch_w, nullptr, x.data());
   std::vector<float> pos_row(Hv);

@@ -331,13 +331,15 @@ double cross_entropy(const T* logits, int rows, int V, const int* targets, const
     double sum = 0.0;
     for (int i = 0; i < V; ++i) sum += std::exp(z[i] - mx);
     const double lse = mx + std::log(sum);
-    // -sum_i q_i log p_i with q = (1 - eps) onehot + eps / V, log p_i = z_i - lse.
-    const double loss = (1.0 - eps) * (lse - z[targets[r]]) + eps * (lse - sum_z / V);
+    // -sum_i q_i log p_i with q_target = 1 - eps, q_other = eps / (V - 1) (big_vision's
+    // trainers/proj/paligemma/train.py), log p_i = z_i - lse.
+    const double zt = z[targets[r]];
+    const double loss = (1.0 - eps) * (lse - zt) + eps * (lse - (sum_z - zt) / (V - 1));
     total += weight[r] * loss;
     if (!dz) continue;
     for (int i = 0; i < V; ++i) {
       const double p = std::exp(z[i] - lse);
-      const double q = (i == targets[r] ? 1.0 - eps : 0.0) + eps / V;
+      const double q = i == targets[r] ? 1.0 - eps : eps / (V - 1);
       dz[i] = static_cast<T>(weight[r] * (p - q));
     }
   }

@@ -97,7 +97,8 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, int r
 // Cross-entropy of logits [rows, V] against targets[rows] (-1: no loss at that row), each row
 // weighted by weight[row] (the trainer sets 1 / suffix tokens of the example / examples: the
 // big_vision per-example mean then batch mean; or 1 / all target tokens: transformers' mean).
-// With label smoothing eps the target distribution is (1 - eps) onehot + eps / V.
+// With label smoothing eps the target distribution puts 1 - eps on the target and
+// eps / (V - 1) on every other id (big_vision's PaliGemma trainer; not optax.smooth_labels).
 // Returns sum_rows weight * loss_row and writes dlogits = weight * (softmax - target) (rows
 // without a target get 0). dlogits may be null (loss only).
 template <typename T>

@@ -1,0 +1,439 @@
+// Forward with saved activations, then backward, layer by layer in reverse (llm.c style).
+// Each step names the transformers code it mirrors; the inference forward (src/model/) is the
+// same computation without the saved state.
+#include "train/paligemma_grad.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/attention.h"
+#include "kernels/ops.h"
+#include "paligemma/error.h"
+#include "train/layers.h"
+
+namespace pg::train {
+namespace {
+
+using Buf = std::vector<float>;
+
+// Parameter and gradient access by name; gradients are null when only the loss is wanted.
+struct Access {
+  const Parameters& p;
+  Parameters* g;
+  const float* w(const std::string& name) const { return p.data(name); }
+  float* d(const std::string& name) const { return g ? g->data(name) : nullptr; }
+};
+
+void add_into(float* y, const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+// ---------------------------------------------------------------- SigLIP + projector
+
+struct VisionLayerState {
+  Buf x_in, h1, mean1, rstd1, q, k, v, attn, x_mid, h2, mean2, rstd2, u, a;
+  AttentionSaved<float> saved;
+};
+
+struct VisionState {
+  Buf patches, x_last, post, post_mean, post_rstd;
+  std::vector<VisionLayerState> layers;
+};
+
+std::string vision_layer(int l) { return "vision_tower.vision_model.encoder.layers." + std::to_string(l) + "."; }
+
+kernels::AttentionShape vision_attention(const VisionConfig& vc) {
+  kernels::AttentionShape s;
+  s.num_heads = vc.num_heads;
+  s.num_kv_heads = vc.num_heads;
+  s.head_dim = vc.head_dim();
+  s.scale = 1.0f / std::sqrt(static_cast<float>(vc.head_dim()));
+  return s;
+}
+
+// SiglipVisionTransformer + PaliGemmaMultiModalProjector on one image: features [N, H].
+Buf vision_forward(const Access& A, const ModelConfig& c, const float* pixels, VisionState& st) {
+  const VisionConfig& vc = c.vision;
+  const int N = vc.num_patches(), Hv = vc.hidden_size, Iv = vc.intermediate_size,
+            PL = vc.num_channels * vc.patch_size * vc.patch_size;
+  const std::string vp = "vision_tower.vision_model.";
+  const bool exact = vc.hidden_act == "gelu";
+  st.patches.resize(static_cast<size_t>(N) * PL);
+  kernels::patchify(pixels, vc.num_channels, vc.image_size, vc.patch_size, st.patches.data());
+  // SiglipVisionEmbeddings: conv (as a matmul) + bias, then + position embedding.
+  Buf x(static_cast<size_t>(N) * Hv);
+  linear_forward<float>(st.patches.data(), N, PL, A.w(vp + "embeddings.patch_embedding.weight"),
+                        A.w(vp + "embeddings.patch_embedding.bias"), Hv, x.data());
+  add_into(x.data(), A.w(vp + "embeddings.position_embedding.weight"), x.size());
+
+  const kernels::AttentionShape shape = vision_attention(vc);
+  kernels::AttentionMask bidirectional;
+  bidirectional.causal = false;
+  st.layers.resize(vc.num_layers);
+  Buf tmp(x.size());
+  for (int l = 0; l < vc.num_layers; ++l) {
+    const std::string lp = vision_layer(l);
+    VisionLayerState& s = st.layers[l];
+    s.x_in = x;
+    s.h1.resize(x.size());
+    s.mean1.resize(N);
+    s.rstd1.resize(N);
+    layer_norm_forward(x.data(), N, Hv, A.w(lp + "layer_norm1.weight"), A.w(lp + "layer_norm1.bias"), vc.layer_norm_eps,
+                       s.h1.data(), s.mean1.data(), s.rstd1.data());
+    s.q.resize(x.size());
+    s.k.resize(x.size());
+    s.v.resize(x.size());
+    linear_forward<float>(s.h1.data(), N, Hv, A.w(lp + "self_attn.q_proj.weight"), A.w(lp + "self_attn.q_proj.bias"),
+                          Hv, s.q.data());
+    linear_forward<float>(s.h1.data(), N, Hv, A.w(lp + "self_attn.k_proj.weight"), A.w(lp + "self_attn.k_proj.bias"),
+                          Hv, s.k.data());
+    linear_forward<float>(s.h1.data(), N, Hv, A.w(lp + "self_attn.v_proj.weight"), A.w(lp + "self_attn.v_proj.bias"),
+                          Hv, s.v.data());
+    s.attn.resize(x.size());
+    attention_forward(s.q.data(), s.k.data(), s.v.data(), N, shape, bidirectional, s.attn.data(), &s.saved);
+    linear_forward<float>(s.attn.data(), N, Hv, A.w(lp + "self_attn.out_proj.weight"),
+                          A.w(lp + "self_attn.out_proj.bias"), Hv, tmp.data());
+    add_into(x.data(), tmp.data(), x.size());
+    s.x_mid = x;
+    s.h2.resize(x.size());
+    s.mean2.resize(N);
+    s.rstd2.resize(N);
+    layer_norm_forward(x.data(), N, Hv, A.w(lp + "layer_norm2.weight"), A.w(lp + "layer_norm2.bias"), vc.layer_norm_eps,
+                       s.h2.data(), s.mean2.data(), s.rstd2.data());
+    s.u.resize(static_cast<size_t>(N) * Iv);
+    s.a.resize(s.u.size());
+    linear_forward<float>(s.h2.data(), N, Hv, A.w(lp + "mlp.fc1.weight"), A.w(lp + "mlp.fc1.bias"), Iv, s.u.data());
+    if (exact)
+      gelu_erf_forward(s.u.data(), s.u.size(), s.a.data());
+    else
+      gelu_tanh_forward(s.u.data(), s.u.size(), s.a.data());
+    linear_forward<float>(s.a.data(), N, Iv, A.w(lp + "mlp.fc2.weight"), A.w(lp + "mlp.fc2.bias"), Hv, tmp.data());
+    add_into(x.data(), tmp.data(), x.size());
+  }
+  st.x_last = x;
+  st.post.resize(x.size());
+  st.post_mean.resize(N);
+  st.post_rstd.resize(N);
+  layer_norm_forward(x.data(), N, Hv, A.w(vp + "post_layernorm.weight"), A.w(vp + "post_layernorm.bias"),
+                     vc.layer_norm_eps, st.post.data(), st.post_mean.data(), st.post_rstd.data());
+  Buf features(static_cast<size_t>(N) * c.projection_dim);
+  linear_forward<float>(st.post.data(), N, Hv, A.w("multi_modal_projector.linear.weight"),
+                        A.w("multi_modal_projector.linear.bias"), c.projection_dim, features.data());
+  return features;
+}
+
+void vision_backward(const Access& A, const ModelConfig& c, const VisionState& st, const float* dfeatures) {
+  const VisionConfig& vc = c.vision;
+  const int N = vc.num_patches(), Hv = vc.hidden_size, Iv = vc.intermediate_size,
+            PL = vc.num_channels * vc.patch_size * vc.patch_size;
+  const std::string vp = "vision_tower.vision_model.";
+  const bool exact = vc.hidden_act == "gelu";
+  Buf dpost(static_cast<size_t>(N) * Hv, 0.0f), dx(dpost.size(), 0.0f);
+  linear_backward<float>(dfeatures, st.post.data(), A.w("multi_modal_projector.linear.weight"), N, Hv, c.projection_dim,
+                         dpost.data(), A.d("multi_modal_projector.linear.weight"),
+                         A.d("multi_modal_projector.linear.bias"));
+  layer_norm_backward(dpost.data(), st.x_last.data(), N, Hv, A.w(vp + "post_layernorm.weight"), st.post_mean.data(),
+                      st.post_rstd.data(), dx.data(), A.d(vp + "post_layernorm.weight"),
+                      A.d(vp + "post_layernorm.bias"));
+  const kernels::AttentionShape shape = vision_attention(vc);
+  kernels::AttentionMask bidirectional;
+  bidirectional.causal = false;
+  Buf da, du, dh(dx.size()), dattn(dx.size()), dq(dx.size()), dk(dx.size()), dv(dx.size());
+  for (int l = vc.num_layers - 1; l >= 0; --l) {
+    const std::string lp = vision_layer(l);
+    const VisionLayerState& s = st.layers[l];
+    // x_out = x_mid + fc2(gelu(fc1(ln2(x_mid)))): dx flows to x_mid directly and through the MLP.
+    da.assign(s.a.size(), 0.0f);
+    linear_backward<float>(dx.data(), s.a.data(), A.w(lp + "mlp.fc2.weight"), N, Iv, Hv, da.data(),
+                           A.d(lp + "mlp.fc2.weight"), A.d(lp + "mlp.fc2.bias"));
+    du.assign(s.u.size(), 0.0f);
+    if (exact)
+      gelu_erf_backward(da.data(), s.u.data(), s.u.size(), du.data());
+    else
+      gelu_tanh_backward(da.data(), s.u.data(), s.u.size(), du.data());
+    std::fill(dh.begin(), dh.end(), 0.0f);
+    linear_backward<float>(du.data(), s.h2.data(), A.w(lp + "mlp.fc1.weight"), N, Hv, Iv, dh.data(),
+                           A.d(lp + "mlp.fc1.weight"), A.d(lp + "mlp.fc1.bias"));
+    layer_norm_backward(dh.data(), s.x_mid.data(), N, Hv, A.w(lp + "layer_norm2.weight"), s.mean2.data(),
+                        s.rstd2.data(), dx.data(), A.d(lp + "layer_norm2.weight"), A.d(lp + "layer_norm2.bias"));
+    // x_mid = x_in + out_proj(attention(q, k, v)), q/k/v = proj(ln1(x_in)).
+    std::fill(dattn.begin(), dattn.end(), 0.0f);
+    linear_backward<float>(dx.data(), s.attn.data(), A.w(lp + "self_attn.out_proj.weight"), N, Hv, Hv, dattn.data(),
+                           A.d(lp + "self_attn.out_proj.weight"), A.d(lp + "self_attn.out_proj.bias"));
+    std::fill(dq.begin(), dq.end(), 0.0f);
+    std::fill(dk.begin(), dk.end(), 0.0f);
+    std::fill(dv.begin(), dv.end(), 0.0f);
+    attention_backward(dattn.data(), s.q.data(), s.k.data(), s.v.data(), N, shape, bidirectional, s.saved, dq.data(),
+                       dk.data(), dv.data());
+    std::fill(dh.begin(), dh.end(), 0.0f);
+    for (const auto& [proj, grad] : {std::pair{"q", &dq}, std::pair{"k", &dk}, std::pair{"v", &dv}}) {
+      const std::string n = lp + "self_attn." + proj + "_proj.";
+      linear_backward<float>(grad->data(), s.h1.data(), A.w(n + "weight"), N, Hv, Hv, dh.data(), A.d(n + "weight"),
+                             A.d(n + "bias"));
+    }
+    layer_norm_backward(dh.data(), s.x_in.data(), N, Hv, A.w(lp + "layer_norm1.weight"), s.mean1.data(), s.rstd1.data(),
+                        dx.data(), A.d(lp + "layer_norm1.weight"), A.d(lp + "layer_norm1.bias"));
+  }
+  // Embeddings: x0 = patches W^T + b + position.
+  if (float* dpos = A.d(vp + "embeddings.position_embedding.weight")) add_into(dpos, dx.data(), dx.size());
+  linear_backward<float>(dx.data(), st.patches.data(), A.w(vp + "embeddings.patch_embedding.weight"), N, PL, Hv,
+                         nullptr, A.d(vp + "embeddings.patch_embedding.weight"),
+                         A.d(vp + "embeddings.patch_embedding.bias"));
+}
+
+// ---------------------------------------------------------------- Gemma decoder
+
+struct TextLayerState {
+  Buf x_in, h1, rstd1, q, k, v, attn, o, o_norm_rstd, x_mid, h2, rstd2, gate, up, act, m, m_norm_rstd;
+  AttentionSaved<float> saved;
+};
+
+std::string text_layer(int l) { return "language_model.model.layers." + std::to_string(l) + "."; }
+
+}  // namespace
+
+LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, const std::vector<TrainExample>& batch,
+                              const LossOptions& options, Parameters* grads) {
+  const Access A{params, grads};
+  const TextConfig& tc = c.text;
+  const int H = tc.hidden_size, I = tc.intermediate_size, V = tc.vocab_size, D = tc.head_dim;
+  const int q_dim = tc.num_heads * D, kv_dim = tc.num_kv_heads * D;
+  const bool gemma2 = tc.arch == TextArch::Gemma2;
+  const bool exact = tc.hidden_act == "gelu";
+  const int image_rows = c.image_tokens_per_image();
+  const size_t image_pixels = static_cast<size_t>(c.vision.num_channels) * c.vision.image_size * c.vision.image_size;
+  const std::string tp = "language_model.model.";
+  const std::string out_name =
+      params.has("language_model.lm_head.weight") ? "language_model.lm_head.weight" : tp + "embed_tokens.weight";
+  const float normalizer = static_cast<float>(std::sqrt(static_cast<double>(H)));
+  const bool cap = gemma2 && options.final_logit_softcap && tc.final_logit_softcap > 0.0f;
+
+  LossResult result;
+  for (const TrainExample& ex : batch) result.tokens += std::max(0, ex.num_targets());
+  if (result.tokens == 0) throw Error("training batch has no target (suffix) tokens");
+
+  kernels::AttentionShape shape;
+  shape.num_heads = tc.num_heads;
+  shape.num_kv_heads = tc.num_kv_heads;
+  shape.head_dim = D;
+  shape.scale = tc.query_scale();
+  shape.softcap = gemma2 ? tc.attn_logit_softcap : 0.0f;
+
+  for (const TrainExample& ex : batch) {
+    const int T = static_cast<int>(ex.ids.size());
+    const int targets_n = ex.num_targets();
+    if (ex.prefix_len < 1 || targets_n < 1)
+      throw Error("training example needs a prefix and at least one suffix token (got " + std::to_string(T) +
+                  " tokens, prefix " + std::to_string(ex.prefix_len) + ")");
+    int images = 0;
+    for (int id : ex.ids) images += id == c.image_token_index;
+    if (images % image_rows != 0 || ex.pixels.size() != static_cast<size_t>(images / image_rows) * image_pixels)
+      throw Error("training example has " + std::to_string(images) + " <image> tokens and " +
+                  std::to_string(ex.pixels.size()) + " pixel values; each image needs " + std::to_string(image_rows) +
+                  " tokens and " + std::to_string(image_pixels) + " values");
+    const int n_images = images / image_rows;
+
+    // Vision tower per image.
+    std::vector<VisionState> vstates(n_images);
+    std::vector<Buf> features(n_images);
+    for (int i = 0; i < n_images; ++i)
+      features[i] = vision_forward(A, c, ex.pixels.data() + i * image_pixels, vstates[i]);
+
+    // Embedding: image rows take the projected features (transformers scales them by
+    // 1 / sqrt(H) and the decoder multiplies every row by sqrt(H)); text rows E[id] sqrt(H).
+    Buf x(static_cast<size_t>(T) * H);
+    for (int t = 0, img = 0; t < T; ++t) {
+      float* row = x.data() + static_cast<int64_t>(t) * H;
+      const int id = ex.ids[t];
+      if (id == c.image_token_index) {
+        std::copy_n(features[img / image_rows].data() + static_cast<int64_t>(img % image_rows) * H, H, row);
+        ++img;
+        continue;
+      }
+      if (id < 0 || id >= V) throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
+      const float* e = A.w(tp + "embed_tokens.weight") + static_cast<int64_t>(id) * H;
+      for (int i = 0; i < H; ++i) row[i] = e[i] * normalizer;
+    }
+
+    // RoPE tables: PaliGemma numbers positions from 1.
+    Buf cos_t(static_cast<size_t>(T) * (D / 2)), sin_t(cos_t.size());
+    for (int t = 0; t < T; ++t)
+      kernels::rope_angles(t + 1, D, tc.rope_theta, cos_t.data() + t * (D / 2), sin_t.data() + t * (D / 2));
+
+    std::vector<TextLayerState> layers(tc.num_layers);
+    Buf tmp(x.size());
+    for (int l = 0; l < tc.num_layers; ++l) {
+      const std::string lp = text_layer(l);
+      TextLayerState& s = layers[l];
+      kernels::AttentionMask mask;
+      mask.causal = true;
+      mask.prefix_len = ex.prefix_len;
+      mask.window = options.hf_sliding_window && tc.layer_is_sliding[l] ? tc.sliding_window : 0;
+      s.x_in = x;
+      s.h1.resize(x.size());
+      s.rstd1.resize(T);
+      rms_norm_forward(x.data(), T, H, A.w(lp + "input_layernorm.weight"), tc.rms_norm_eps, s.h1.data(),
+                       s.rstd1.data());
+      s.q.resize(static_cast<size_t>(T) * q_dim);
+      s.k.resize(static_cast<size_t>(T) * kv_dim);
+      s.v.resize(s.k.size());
+      linear_forward<float>(s.h1.data(), T, H, A.w(lp + "self_attn.q_proj.weight"), nullptr, q_dim, s.q.data());
+      linear_forward<float>(s.h1.data(), T, H, A.w(lp + "self_attn.k_proj.weight"), nullptr, kv_dim, s.k.data());
+      linear_forward<float>(s.h1.data(), T, H, A.w(lp + "self_attn.v_proj.weight"), nullptr, kv_dim, s.v.data());
+      rope_forward(s.q.data(), T, tc.num_heads, D, cos_t.data(), sin_t.data());
+      rope_forward(s.k.data(), T, tc.num_kv_heads, D, cos_t.data(), sin_t.data());
+      s.attn.resize(s.q.size());
+      attention_forward(s.q.data(), s.k.data(), s.v.data(), T, shape, mask, s.attn.data(), &s.saved);
+      s.o.resize(x.size());
+      linear_forward<float>(s.attn.data(), T, q_dim, A.w(lp + "self_attn.o_proj.weight"), nullptr, H, s.o.data());
+      if (gemma2) {  // h += post_attention_layernorm(attn)
+        s.o_norm_rstd.resize(T);
+        rms_norm_forward(s.o.data(), T, H, A.w(lp + "post_attention_layernorm.weight"), tc.rms_norm_eps, tmp.data(),
+                         s.o_norm_rstd.data());
+        add_into(x.data(), tmp.data(), x.size());
+      } else {
+        add_into(x.data(), s.o.data(), x.size());
+      }
+      s.x_mid = x;
+      s.h2.resize(x.size());
+      s.rstd2.resize(T);
+      const std::string mlp_norm = gemma2 ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight";
+      rms_norm_forward(x.data(), T, H, A.w(lp + mlp_norm), tc.rms_norm_eps, s.h2.data(), s.rstd2.data());
+      s.gate.resize(static_cast<size_t>(T) * I);
+      s.up.resize(s.gate.size());
+      s.act.resize(s.gate.size());
+      linear_forward<float>(s.h2.data(), T, H, A.w(lp + "mlp.gate_proj.weight"), nullptr, I, s.gate.data());
+      linear_forward<float>(s.h2.data(), T, H, A.w(lp + "mlp.up_proj.weight"), nullptr, I, s.up.data());
+      geglu_forward(s.gate.data(), s.up.data(), s.gate.size(), exact, s.act.data());
+      s.m.resize(x.size());
+      linear_forward<float>(s.act.data(), T, I, A.w(lp + "mlp.down_proj.weight"), nullptr, H, s.m.data());
+      if (gemma2) {  // h += post_feedforward_layernorm(mlp)
+        s.m_norm_rstd.resize(T);
+        rms_norm_forward(s.m.data(), T, H, A.w(lp + "post_feedforward_layernorm.weight"), tc.rms_norm_eps, tmp.data(),
+                         s.m_norm_rstd.data());
+        add_into(x.data(), tmp.data(), x.size());
+      } else {
+        add_into(x.data(), s.m.data(), x.size());
+      }
+    }
+
+    // Final norm and output layer on the rows that predict a target: row t predicts ids[t + 1].
+    const int first = ex.prefix_len - 1, R = targets_n;
+    Buf xf(x.begin() + static_cast<int64_t>(first) * H, x.begin() + static_cast<int64_t>(first + R) * H);
+    Buf hf(xf.size()), rstd_f(R), logits(static_cast<size_t>(R) * V);
+    rms_norm_forward(xf.data(), R, H, A.w(tp + "norm.weight"), tc.rms_norm_eps, hf.data(), rstd_f.data());
+    linear_forward<float>(hf.data(), R, H, A.w(out_name), nullptr, V, logits.data());
+    Buf capped;
+    if (cap) {
+      capped.resize(logits.size());
+      soft_cap_forward(logits.data(), logits.size(), tc.final_logit_softcap, capped.data());
+    }
+    const Buf& z = cap ? capped : logits;
+    std::vector<int> targets(R);
+    for (int r = 0; r < R; ++r) targets[r] = ex.ids[first + r + 1];
+    const float w = options.reduction == LossReduction::PerExample
+                        ? 1.0f / (static_cast<float>(R) * static_cast<float>(batch.size()))
+                        : 1.0f / static_cast<float>(result.tokens);
+    const Buf weights(R, w), unit(R, 1.0f / static_cast<float>(R));
+    result.example_loss.push_back(
+        cross_entropy<float>(z.data(), R, V, targets.data(), unit.data(), options.label_smoothing, nullptr));
+    if (!grads) {
+      result.loss +=
+          cross_entropy<float>(z.data(), R, V, targets.data(), weights.data(), options.label_smoothing, nullptr);
+      continue;
+    }
+    Buf dz(z.size());
+    result.loss +=
+        cross_entropy<float>(z.data(), R, V, targets.data(), weights.data(), options.label_smoothing, dz.data());
+
+    // ---- backward
+    Buf dlogits;
+    if (cap) {
+      dlogits.assign(dz.size(), 0.0f);
+      soft_cap_backward(dz.data(), capped.data(), dz.size(), tc.final_logit_softcap, dlogits.data());
+    } else {
+      dlogits.swap(dz);
+    }
+    Buf dhf(hf.size(), 0.0f), dx(x.size(), 0.0f);
+    linear_backward<float>(dlogits.data(), hf.data(), A.w(out_name), R, H, V, dhf.data(), A.d(out_name), nullptr);
+    rms_norm_backward(dhf.data(), xf.data(), R, H, A.w(tp + "norm.weight"), rstd_f.data(),
+                      dx.data() + static_cast<int64_t>(first) * H, A.d(tp + "norm.weight"));
+
+    Buf dm(x.size()), dact, dgate, dup, dh(x.size()), dattn, dq, dk, dv, dnorm(x.size());
+    for (int l = tc.num_layers - 1; l >= 0; --l) {
+      const std::string lp = text_layer(l);
+      const TextLayerState& s = layers[l];
+      kernels::AttentionMask mask;
+      mask.causal = true;
+      mask.prefix_len = ex.prefix_len;
+      mask.window = options.hf_sliding_window && tc.layer_is_sliding[l] ? tc.sliding_window : 0;
+      // MLP branch.
+      if (gemma2) {
+        std::fill(dm.begin(), dm.end(), 0.0f);
+        rms_norm_backward(dx.data(), s.m.data(), T, H, A.w(lp + "post_feedforward_layernorm.weight"),
+                          s.m_norm_rstd.data(), dm.data(), A.d(lp + "post_feedforward_layernorm.weight"));
+      } else {
+        dm = dx;
+      }
+      dact.assign(s.act.size(), 0.0f);
+      linear_backward<float>(dm.data(), s.act.data(), A.w(lp + "mlp.down_proj.weight"), T, I, H, dact.data(),
+                             A.d(lp + "mlp.down_proj.weight"), nullptr);
+      dgate.assign(s.gate.size(), 0.0f);
+      dup.assign(s.up.size(), 0.0f);
+      geglu_backward(dact.data(), s.gate.data(), s.up.data(), s.gate.size(), exact, dgate.data(), dup.data());
+      std::fill(dh.begin(), dh.end(), 0.0f);
+      linear_backward<float>(dgate.data(), s.h2.data(), A.w(lp + "mlp.gate_proj.weight"), T, H, I, dh.data(),
+                             A.d(lp + "mlp.gate_proj.weight"), nullptr);
+      linear_backward<float>(dup.data(), s.h2.data(), A.w(lp + "mlp.up_proj.weight"), T, H, I, dh.data(),
+                             A.d(lp + "mlp.up_proj.weight"), nullptr);
+      const std::string mlp_norm = gemma2 ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight";
+      rms_norm_backward(dh.data(), s.x_mid.data(), T, H, A.w(lp + mlp_norm), s.rstd2.data(), dx.data(),
+                        A.d(lp + mlp_norm));
+      // Attention branch.
+      if (gemma2) {
+        std::fill(dnorm.begin(), dnorm.end(), 0.0f);
+        rms_norm_backward(dx.data(), s.o.data(), T, H, A.w(lp + "post_attention_layernorm.weight"),
+                          s.o_norm_rstd.data(), dnorm.data(), A.d(lp + "post_attention_layernorm.weight"));
+      } else {
+        dnorm = dx;
+      }
+      dattn.assign(s.attn.size(), 0.0f);
+      linear_backward<float>(dnorm.data(), s.attn.data(), A.w(lp + "self_attn.o_proj.weight"), T, q_dim, H,
+                             dattn.data(), A.d(lp + "self_attn.o_proj.weight"), nullptr);
+      dq.assign(s.q.size(), 0.0f);
+      dk.assign(s.k.size(), 0.0f);
+      dv.assign(s.v.size(), 0.0f);
+      attention_backward(dattn.data(), s.q.data(), s.k.data(), s.v.data(), T, shape, mask, s.saved, dq.data(),
+                         dk.data(), dv.data());
+      rope_backward(dq.data(), T, tc.num_heads, D, cos_t.data(), sin_t.data());
+      rope_backward(dk.data(), T, tc.num_kv_heads, D, cos_t.data(), sin_t.data());
+      std::fill(dh.begin(), dh.end(), 0.0f);
+      linear_backward<float>(dq.data(), s.h1.data(), A.w(lp + "self_attn.q_proj.weight"), T, H, q_dim, dh.data(),
+                             A.d(lp + "self_attn.q_proj.weight"), nullptr);
+      linear_backward<float>(dk.data(), s.h1.data(), A.w(lp + "self_attn.k_proj.weight"), T, H, kv_dim, dh.data(),
+                             A.d(lp + "self_attn.k_proj.weight"), nullptr);
+      linear_backward<float>(dv.data(), s.h1.data(), A.w(lp + "self_attn.v_proj.weight"), T, H, kv_dim, dh.data(),
+                             A.d(lp + "self_attn.v_proj.weight"), nullptr);
+      rms_norm_backward(dh.data(), s.x_in.data(), T, H, A.w(lp + "input_layernorm.weight"), s.rstd1.data(), dx.data(),
+                        A.d(lp + "input_layernorm.weight"));
+    }
+
+    // Embedding rows and image features.
+    std::vector<Buf> dfeatures(n_images, Buf(static_cast<size_t>(image_rows) * H, 0.0f));
+    float* dembed = A.d(tp + "embed_tokens.weight");
+    for (int t = 0, img = 0; t < T; ++t) {
+      const float* g = dx.data() + static_cast<int64_t>(t) * H;
+      if (ex.ids[t] == c.image_token_index) {
+        add_into(dfeatures[img / image_rows].data() + static_cast<int64_t>(img % image_rows) * H, g, H);
+        ++img;
+      } else if (dembed) {
+        float* e = dembed + static_cast<int64_t>(ex.ids[t]) * H;
+        for (int i = 0; i < H; ++i) e[i] += g[i] * normalizer;
+      }
+    }
+    for (int i = 0; i < n_images; ++i) vision_backward(A, c, vstates[i], dfeatures[i].data());
+  }
+  return result;
+}
+
+}  // namespace pg::train

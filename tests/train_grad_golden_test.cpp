@@ -1,0 +1,177 @@
+// The trainer's loss and gradients against PyTorch autograd on transformers' PaliGemma
+// (tools/golden/make_grad_golden.py; fixtures in tests/fixtures/grad_golden/<model>/): the
+// same checkpoint, the same two-example batch built by PaliGemmaProcessor with a suffix.
+//   - our token sequences and prefix lengths equal the processor's input_ids / token_type_ids;
+//   - losses: big_vision's reduction, transformers' reduction, and label smoothing 0.1;
+//   - every parameter's gradient within 1e-4 of its tensor's largest value, against float64
+//     autograd (transformers' own f32 autograd is off by up to ~3e-4 of it).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/mapped_file.h"
+#include "io/safetensors.h"
+#include "paligemma/checkpoint.h"
+#include "paligemma/config.h"
+#include "paligemma/image.h"
+#include "paligemma/tokenizer.h"
+#include "test_util.h"
+#include "train/dataset.h"
+#include "train/paligemma_grad.h"
+#include "train/parameters.h"
+
+namespace {
+
+using pg::train::LossOptions;
+using pg::train::LossReduction;
+using pg::train::TrainExample;
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+struct Golden {
+  std::string name;
+  nlohmann::json meta;
+  pg::MappedFile batch_file, grads_file;
+  pg::SafetensorsFile batch, grads;
+  std::map<std::string, const pg::TensorView*> batch_t, grads_t;
+};
+
+std::unique_ptr<Golden> load_golden(const std::string& model) {
+  auto g = std::make_unique<Golden>();
+  const std::string dir = pg::test::fixture("grad_golden/" + model);
+  g->name = model;
+  g->meta = read_json(dir + "/meta.json");
+  g->batch_file = pg::MappedFile(dir + "/batch.safetensors");
+  g->grads_file = pg::MappedFile(dir + "/grads.safetensors");
+  g->batch = pg::parse_safetensors(dir + "/batch.safetensors", g->batch_file.data(), g->batch_file.size());
+  g->grads = pg::parse_safetensors(dir + "/grads.safetensors", g->grads_file.data(), g->grads_file.size());
+  for (const auto& t : g->batch.tensors) g->batch_t[t.name] = &t;
+  for (const auto& t : g->grads.tensors) g->grads_t[t.name] = &t;
+  return g;
+}
+
+const float* f32(const pg::TensorView& t) {
+  EXPECT_EQ(t.dtype, pg::DType::F32) << t.name;
+  return static_cast<const float*>(t.data);
+}
+
+class GradGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GradGolden, SequencesLossesAndEveryGradient) {
+  pg::test::BackendGuard guard;
+  const std::string model = GetParam();
+  const std::string mdir = pg::test::fixture("models/" + model);
+  const auto golden = load_golden(model);
+  const nlohmann::json& meta = golden->meta;
+  const pg::Checkpoint ckpt = pg::Checkpoint::open(mdir);
+  const pg::ModelConfig config = pg::load_model_config(mdir);
+  const pg::Tokenizer tokenizer = pg::Tokenizer::load(mdir + "/tokenizer.model");
+  const pg::train::Parameters params = pg::train::Parameters::from_checkpoint(ckpt);
+
+  // The batch: our sequences must be the processor's (left padding removed).
+  const int B = meta["batch_size"], n_img = meta["num_images_per_example"];
+  const int S = config.vision.image_size;
+  const size_t image_values = static_cast<size_t>(3) * S * S;
+  const float* pixels = f32(*golden->batch_t.at("pixel_values"));
+  std::vector<TrainExample> batch(B);
+  for (int b = 0; b < B; ++b) {
+    const auto& ex = meta["examples"][b];
+    ASSERT_TRUE(pg::train::build_sequence(tokenizer, config, ex["prefix"], ex["suffix"], n_img, 0, &batch[b], nullptr));
+    std::vector<int> want;
+    int prefix = 0;
+    for (size_t t = 0; t < meta["input_ids"][b].size(); ++t) {
+      if (meta["attention_mask"][b][t] == 0) continue;
+      want.push_back(meta["input_ids"][b][t]);
+      prefix += meta["token_type_ids"][b][t] == 0;
+    }
+    EXPECT_EQ(batch[b].ids, want) << model << " example " << b;
+    EXPECT_EQ(batch[b].prefix_len, prefix) << model << " example " << b;
+    batch[b].pixels.assign(pixels + b * n_img * image_values, pixels + (b + 1) * n_img * image_values);
+    // Our image preprocessing of the same photos gives the processor's pixel values.
+    for (int i = 0; i < n_img; ++i) {
+      const std::vector<float> ours =
+          pg::preprocess_image(pg::load_image(pg::test::fixture("photos/" + ex["images"][i].get<std::string>())), S,
+                               pg::ResizeFilter::PilBicubic);
+      double worst = 0;
+      for (size_t k = 0; k < image_values; ++k)
+        worst = std::max(worst, std::fabs(static_cast<double>(ours[k]) - batch[b].pixels[i * image_values + k]));
+      EXPECT_LT(worst, 1e-5) << model << " example " << b << " image " << i;
+    }
+  }
+
+  LossOptions options;
+  options.hf_sliding_window = true;  // the golden is transformers, sliding layers included
+  options.final_logit_softcap = true;
+  // Loss-only passes: transformers' reduction and label smoothing.
+  LossOptions hf = options;
+  hf.reduction = LossReduction::Token;
+  EXPECT_NEAR(pg::train::loss_and_gradients(params, config, batch, hf, nullptr).loss, meta["loss_hf"].get<double>(),
+              2e-4)
+      << model;
+  LossOptions smooth = options;
+  smooth.label_smoothing = 0.1f;
+  EXPECT_NEAR(pg::train::loss_and_gradients(params, config, batch, smooth, nullptr).loss,
+              meta["loss_bv_ls"].get<double>(), 2e-4)
+      << model;
+
+  // big_vision's reduction with gradients.
+  pg::train::Parameters grads = params.zeros_like();
+  const auto result = pg::train::loss_and_gradients(params, config, batch, options, &grads);
+  EXPECT_NEAR(result.loss, meta["loss_bv"].get<double>(), 2e-4) << model;
+  for (int b = 0; b < B; ++b)
+    EXPECT_NEAR(result.example_loss[b], meta["per_example_loss_bv"][b].get<double>(), 2e-4) << model << " " << b;
+
+  std::map<std::string, std::string> canonical;  // stored name -> canonical name
+  for (const std::string& n : ckpt.names()) canonical[ckpt.stored_name_of(n)] = n;
+  const std::vector<int> row_ids = meta["grads"]["row_ids"].get<std::vector<int>>();
+  int checked = 0;
+  for (const auto& [stored_key, view] : golden->grads_t) {
+    const bool rows = stored_key.size() > 5 && stored_key.substr(stored_key.size() - 5) == "@rows";
+    const std::string stored = rows ? stored_key.substr(0, stored_key.size() - 5) : stored_key;
+    ASSERT_TRUE(canonical.count(stored)) << "golden gradient of unknown tensor " << stored;
+    const pg::train::Tensor& ours = grads.at(canonical[stored]);
+    const float* want = f32(*view);
+    const int64_t n = static_cast<int64_t>(view->numel());
+    const int64_t width = rows ? ours.shape.back() : 0;
+    if (rows) {
+      ASSERT_EQ(n, static_cast<int64_t>(row_ids.size()) * width) << stored;
+    } else {
+      ASSERT_EQ(n, ours.numel()) << stored;
+    }
+    double scale = 0;
+    for (int64_t i = 0; i < n; ++i) scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
+    // 1e-4 of the tensor's largest gradient; SigLIP's k_proj.bias has an exactly zero gradient
+    // (softmax ignores a constant shift of the scores), so an absolute floor for it.
+    const double tol = 1e-4 * scale + 1e-7;
+    double worst = 0;
+    int64_t worst_i = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const float got = rows ? ours.data[static_cast<int64_t>(row_ids[i / width]) * width + i % width] : ours.data[i];
+      const double err = std::fabs(static_cast<double>(got) - want[i]);
+      if (err > worst) {
+        worst = err;
+        worst_i = i;
+      }
+    }
+    EXPECT_LE(worst, tol) << model << " " << stored << (rows ? " (rows)" : "") << ": element " << worst_i << " off by "
+                          << worst << ", " << worst / std::max(scale, 1e-30) << " of the largest gradient " << scale;
+    ++checked;
+  }
+  // Every parameter of the checkpoint has a golden gradient.
+  EXPECT_EQ(checked, static_cast<int>(ckpt.names().size())) << model;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, GradGolden,
+                         ::testing::Values("pg1_mqa", "pg1_untied_lm_head", "pg2_gqa_window", "pg2_qpas",
+                                           "pg2_two_images"));
+
+}  // namespace
