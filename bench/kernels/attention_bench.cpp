@@ -4,6 +4,10 @@
 //   text prefill (Gemma 2): T = 260, 8 q heads / 4 kv heads, head_dim 256, soft-cap 50,
 //                 causal with a 260-token prefix block
 //   decode: T = 1 over 300 cached keys (Gemma 2: 8/4 heads; PaliGemma 1's Gemma: 8/1)
+//   text prefill at 896 px (Gemma 2): T = 4100 (4096 image tokens + prompt), prefix 4100;
+//                 at 448 px for PaliGemma 1 (Gemma, 8 q heads / 1 kv head, no soft-cap): T = 1028
+// Paths: 0-3 = reference, avx2, avx512, amx kernel paths in Precision::F32 (amx then runs the
+// f32 AVX-512 attention tile), 4 = amx in Precision::BF16 (the AMX attention tile).
 // GFLOP/s counts 4 * head_dim flops per visible (query, key, head) triple (q.k and p.v).
 //   build/bench/kernels/paligemma_kernel_bench --benchmark_filter=Attention
 #include <benchmark/benchmark.h>
@@ -36,19 +40,27 @@ const Shape kShapes[] = {
     {"prefill260", 260, 0, 260, 8, 4, 256, true, 260, 50.0f},
     {"decode300_gqa2", 1, 299, 300, 8, 4, 256, true, 260, 50.0f},
     {"decode300_mqa", 1, 299, 300, 8, 1, 256, true, 260, 0.0f},
+    {"prefill4100", 4100, 0, 4100, 8, 4, 256, true, 4100, 50.0f},
+    {"prefill1028_mqa", 1028, 0, 1028, 8, 1, 256, true, 1028, 0.0f},
 };
+constexpr int kNumShapes = sizeof(kShapes) / sizeof(kShapes[0]);
+constexpr int kAmxBf16 = 4;  // path arg: the Amx path in Precision::BF16 (the AMX attention tile)
 
 // args: shape index, kernel path, K/V dtype (0 f32, 1 bf16)
 void BM_Attention(benchmark::State& state) {
   const Shape& s = kShapes[state.range(0)];
-  const auto path = static_cast<pg::KernelPath>(state.range(1));
+  const bool amx_bf16 = state.range(1) == kAmxBf16;
+  const auto path = amx_bf16 ? pg::KernelPath::Amx : static_cast<pg::KernelPath>(state.range(1));
   const bool bf16 = state.range(2) != 0;
-  if (!pg::kernel_path_supported(path)) {
+  if (!pg::kernel_path_supported(path) || (amx_bf16 && !pg::bf16_supported(path))) {
     state.SkipWithError("path not supported on this CPU");
     return;
   }
   const pg::KernelPath saved = pg::kernel_path();
+  const pg::Precision saved_precision = pg::precision();
   pg::set_kernel_path(path);
+  // Paths 0-3 in f32 (the Amx path then runs the f32 AVX-512 tile); 4: bf16, the AMX tile.
+  pg::set_precision(amx_bf16 ? pg::Precision::BF16 : pg::Precision::F32);
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.f, 1.f);
   std::vector<float> q(static_cast<size_t>(s.T) * s.heads * s.head_dim), out(q.size());
@@ -90,16 +102,19 @@ void BM_Attention(benchmark::State& state) {
   }
   const double flops = 4.0 * s.head_dim * s.heads * pairs;
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(s.name) + " " + pg::kernel_path_name(path) + (bf16 ? " bf16-kv" : " f32-kv"));
+  state.SetLabel(std::string(s.name) + " " + (amx_bf16 ? "amx-bf16" : pg::kernel_path_name(path)) +
+                 (bf16 ? " bf16-kv" : " f32-kv"));
   pg::set_kernel_path(saved);
+  pg::set_precision(saved_precision);
 }
 
 void Args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"shape", "path", "bf16"});
-  for (int shape = 0; shape < 5; ++shape)
-    for (int path : {0, 1, 2, 3})
+  for (int shape = 0; shape < kNumShapes; ++shape)
+    for (int path : {0, 1, 2, 3, kAmxBf16})
       for (int bf16 : {0, 1}) {
         if (path == 0 && bf16) continue;  // the reference widens bf16 the slow way; f32 is its number
+        if (path <= 1 && shape >= 5) continue;  // the long prefills: the AVX-512 and AMX tiles only
         b->Args({shape, path, bf16});
       }
 }

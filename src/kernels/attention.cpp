@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/aligned_buffer.h"
 #include "kernels/attention_impl.h"
 #include "kernels/ops.h"
 #include "paligemma/backend.h"
@@ -99,7 +100,13 @@ void attention_reference(const float* q, int T, int q_begin, const KVView& kv, i
   }
 }
 
+namespace {
+int amx_min_rows = 16;  // query positions from which the AMX tile is used (tests lower it)
+}  // namespace
+
 namespace attn {
+
+void set_amx_min_rows_for_testing(int rows) { amx_min_rows = rows; }
 
 size_t scratch_floats(int rows, int head_dim) {
   const size_t Mp = round_up(rows, kRowAlign), Dp = round_up(head_dim, kRowAlign), D = head_dim;
@@ -160,6 +167,11 @@ void attention(const float* q, int T, int q_begin, const KVView& kv, int kv_len,
     tile_fn = attn::tile_avx512;
   else if (path == KernelPath::Avx2)
     tile_fn = attn::tile_avx2;
+  // AMX tiles only in the bf16 mode (they round q, k, v and the probabilities to bf16; the f32
+  // mode is bound to transformers at 1e-4) and with enough rows to fill 16-row tiles: decode
+  // and short chunks stay on the f32 AVX-512 tile.
+  const bool amx =
+      path == KernelPath::Amx && precision() == Precision::BF16 && T >= amx_min_rows && cpu_features().avx512_bf16;
   if (!tile_fn) {
     attention_reference(q, T, q_begin, kv, kv_len, shape, mask, out);
     return;
@@ -171,7 +183,7 @@ void attention(const float* q, int T, int q_begin, const KVView& kv, int kv_len,
   const size_t elem = kv.dtype == DType::BF16 ? 2 : 4;
 
   // Query blocks of Bq positions (Bq * r rows per tile) and the union of their key ranges.
-  const int Bq = std::min(T, std::max(1, tile_rows(D) / r));
+  const int Bq = std::min(T, std::max(1, (amx ? attn::kAmxRows : tile_rows(D)) / r));
   const int M = Bq * r;
   const int nq = (T + Bq - 1) / Bq;
   std::vector<int> qlo(nq), qhi(nq);
@@ -214,8 +226,47 @@ void attention(const float* q, int T, int q_begin, const KVView& kv, int kv_len,
   const bool parallel = threaded && items > 1;
   const size_t scratch_size = attn::scratch_floats(M, D);
 
+  // AMX: K and V of every kv head packed once into tile layout (the 32-key chunks covering
+  // the keys any query block visits), shared by all the query blocks of the head.
+  thread_local AlignedBuffer<uint16_t> kpack, vpack;
+  int64_t pack_elems = 0;
+  int chunk_lo = 0, chunk_hi = 0;
+  if (amx) {
+    int lo = INT_MAX, hi = 0;
+    for (int b = 0; b < nq; ++b)
+      if (qhi[b] > qlo[b]) {
+        lo = std::min(lo, qlo[b]);
+        hi = std::max(hi, qhi[b]);
+      }
+    if (hi > 0) {
+      chunk_lo = lo / 32;
+      chunk_hi = (hi + 31) / 32;
+    }
+    pack_elems = attn::amx_pack_elems(kv_len, D);
+    const size_t need = static_cast<size_t>(pack_elems) * KVH;
+    if (kpack.size() < need) {
+      kpack.resize(need);
+      vpack.resize(need);
+    }
+  }
+  // Raw pointers: inside the parallel region the thread_local names would be each thread's own.
+  uint16_t* const kp = amx ? kpack.data() : nullptr;
+  uint16_t* const vp = amx ? vpack.data() : nullptr;
+  constexpr int kPackChunks = 8;  // 32-key chunks per packing work item
+  const int pack_per_head = (chunk_hi - chunk_lo + kPackChunks - 1) / kPackChunks;
+
 #pragma omp parallel if (parallel)
   {
+    if (amx) {
+#pragma omp for schedule(dynamic, 1)
+      for (int w = 0; w < KVH * pack_per_head; ++w) {
+        const int g = w / pack_per_head, c0 = chunk_lo + (w % pack_per_head) * kPackChunks;
+        const int64_t head_off = static_cast<int64_t>(g) * kv.stride * D * static_cast<int64_t>(elem);
+        attn::amx_pack_kv(static_cast<const char*>(kv.k) + head_off, static_cast<const char*>(kv.v) + head_off,
+                          kv.dtype == DType::BF16, kv_len, D, c0, std::min(chunk_hi, c0 + kPackChunks),
+                          kp + g * pack_elems, vp + g * pack_elems);
+      }
+    }
     const attn::Scratch sc = attn::scratch_layout(thread_scratch(scratch_size), M, D);
     const int Mp = attn::round_up(M, attn::kRowAlign);
 #pragma omp for schedule(dynamic, 1)
@@ -272,7 +323,10 @@ void attention(const float* q, int T, int q_begin, const KVView& kv, int kv_len,
         tile.out = out + t0 * row_stride + static_cast<int64_t>(g) * r * D;
         tile.out_stride = row_stride;
       }
-      tile_fn(tile, sc);
+      if (amx)
+        attn::tile_amx(tile, kp + g * pack_elems, vp + g * pack_elems);
+      else
+        tile_fn(tile, sc);
     }
 
     if (splits > 1) {  // merge: out = sum_s e^(m_s - m) o_s / sum_s e^(m_s - m) l_s

@@ -42,7 +42,9 @@ struct KVView {
 // kv:  positions [0, kv_len) are valid
 // out: [T, num_heads * head_dim]; a query that sees no key gets zeros.
 // Takes the path pg::kernel_path() names: Avx512 / Amx -> AVX-512 kernel, Avx2 -> AVX2 kernel,
-// Reference -> attention_reference. Throws pg::Error for a K/V dtype other than F32 / BF16.
+// Reference -> attention_reference; Amx with pg::precision() BF16 and T >= 16 -> the AMX tile
+// (q, k, v and the probabilities rounded to bf16, f32 softmax and accumulation; see
+// attention_amx.cpp). Throws pg::Error for a K/V dtype other than F32 / BF16.
 void attention(const float* q, int T, int q_begin, const KVView& kv, int kv_len, const AttentionShape& shape,
                const AttentionMask& mask, float* out);
 

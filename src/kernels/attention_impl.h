@@ -61,6 +61,25 @@ Scratch scratch_layout(float* base, int rows, int head_dim);  // base 64-byte al
 void tile_avx512(const Tile& tile, const Scratch& scratch);
 void tile_avx2(const Tile& tile, const Scratch& scratch);
 
+// AMX path (attention_amx.cpp; Amx kernel path with Precision::BF16, many rows): tiles of up
+// to kAmxRows rows (larger tiles are processed kAmxRows rows at a time), key blocks of
+// kAmxBlockKeys keys. K and V of each kv head are first packed once per call into AMX "B"
+// tile layouts (bf16, zero past kv_len and head_dim):
+//   K: 16-key groups x 32-dim k-steps, tile (key / 16, kc) at ((key / 16) * Dk/32 + kc) * 512
+//   V: 32-key chunks x 16-dim groups, tile (key / 32, dg) at ((key / 32) * Dv/16 + dg) * 512
+// with Dk = head_dim rounded up to 32, Dv to 16. amx_pack_elems: uint16 per head for either.
+// amx_pack_kv packs the 32-key chunks [c0, c1) of one head (k, v: that head's rows).
+constexpr int kAmxRows = 64;
+constexpr int kAmxBlockKeys = 128;
+int64_t amx_pack_elems(int kv_len, int head_dim);
+void amx_pack_kv(const void* k, const void* v, bool bf16, int kv_len, int head_dim, int c0, int c1, uint16_t* kpack,
+                 uint16_t* vpack);
+// The tile on AMX: t.k / t.v are unused, the head's packs are given instead. Uses its own
+// per-thread scratch and configures the calling thread's tiles.
+void tile_amx(const Tile& tile, const uint16_t* kpack, const uint16_t* vpack);
+// Test hook: the AMX tile serves calls with at least this many query positions (default 16).
+void set_amx_min_rows_for_testing(int rows);
+
 // Test hooks for the vector exp / tanh of vector_math.h: y[i] = exp(x[i]), z[i] = tanh(x[i]).
 void vector_math_avx512(const float* x, float* exp_out, float* tanh_out, int n);
 void vector_math_avx2(const float* x, float* exp_out, float* tanh_out, int n);
