@@ -14,5 +14,6 @@ Runner add_parse_command(CLI::App& app);
 Runner add_quantize_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
 Runner add_compare_command(CLI::App& app);
+Runner add_finetune_command(CLI::App& app);
 
 }  // namespace pg::cli

@@ -7,7 +7,7 @@
 #include "paligemma/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"paligemma.cpp: PaliGemma and PaliGemma 2 inference in C++"};
+  CLI::App app{"paligemma.cpp: PaliGemma and PaliGemma 2 inference and fine-tuning in C++"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("paligemma.cpp 0.1.0"));
   pg::cli::Runner run = pg::cli::add_run_command(app);
@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   pg::cli::Runner quantize = pg::cli::add_quantize_command(app);
   pg::cli::Runner bench = pg::cli::add_bench_command(app);
   pg::cli::Runner compare = pg::cli::add_compare_command(app);
+  pg::cli::Runner finetune = pg::cli::add_finetune_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("quantize")) return quantize();
     if (app.got_subcommand("bench")) return bench();
     if (app.got_subcommand("compare")) return compare();
+    if (app.got_subcommand("finetune")) return finetune();
   } catch (const pg::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

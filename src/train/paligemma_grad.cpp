@@ -21,7 +21,8 @@ struct Access {
   const Parameters& p;
   Parameters* g;
   const float* w(const std::string& name) const { return p.data(name); }
-  float* d(const std::string& name) const { return g ? g->data(name) : nullptr; }
+  // Null when only the loss is wanted or the tensor is frozen (not in the gradients).
+  float* d(const std::string& name) const { return g && g->has(name) ? g->data(name) : nullptr; }
 };
 
 void add_into(float* y, const float* x, size_t n) {
@@ -331,9 +332,11 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
     const Buf& z = cap ? capped : logits;
     std::vector<int> targets(R);
     for (int r = 0; r < R; ++r) targets[r] = ex.ids[first + r + 1];
-    const float w = options.reduction == LossReduction::PerExample
-                        ? 1.0f / (static_cast<float>(R) * static_cast<float>(batch.size()))
-                        : 1.0f / static_cast<float>(result.tokens);
+    const int token_count = options.total_tokens > 0 ? options.total_tokens : result.tokens;
+    const float w =
+        static_cast<float>(options.scale * (options.reduction == LossReduction::PerExample
+                                                ? 1.0 / (static_cast<double>(R) * static_cast<double>(batch.size()))
+                                                : 1.0 / static_cast<double>(token_count)));
     const Buf weights(R, w), unit(R, 1.0f / static_cast<float>(R));
     result.example_loss.push_back(
         cross_entropy<float>(z.data(), R, V, targets.data(), unit.data(), options.label_smoothing, nullptr));
@@ -431,7 +434,12 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
         for (int i = 0; i < H; ++i) e[i] += g[i] * normalizer;
       }
     }
-    for (int i = 0; i < n_images; ++i) vision_backward(A, c, vstates[i], dfeatures[i].data());
+    // The vision tower's backward only when some of it (or the projector) trains.
+    bool vision_trains = false;
+    for (const auto& [name, t] : grads->tensors())
+      vision_trains |= name.rfind("vision_tower.", 0) == 0 || name.rfind("multi_modal_projector.", 0) == 0;
+    if (vision_trains)
+      for (int i = 0; i < n_images; ++i) vision_backward(A, c, vstates[i], dfeatures[i].data());
   }
   return result;
 }

@@ -33,6 +33,11 @@ struct LossOptions {
   float label_smoothing = 0.0f;
   bool final_logit_softcap = true;  // Gemma 2's cap on the logits (transformers applies it)
   bool hf_sliding_window = false;   // Gemma 2 sliding window on HF's sliding layers
+  // Gradient accumulation: the loss (and gradients) of this call are multiplied by `scale`
+  // (PerExample: the micro-batch's share of the examples), and with Token reduction divided
+  // by `total_tokens` (the whole batch's target tokens) when > 0 instead of this call's.
+  double scale = 1.0;
+  int total_tokens = 0;
 };
 
 struct LossResult {
@@ -41,7 +46,8 @@ struct LossResult {
   int tokens = 0;                    // target tokens in the batch
 };
 
-// The batch loss; with `grads` (same names as params), adds d loss / d parameter into it.
+// The batch loss; with `grads`, adds d loss / d parameter into it for every tensor grads
+// holds (a subset of params' names: the others are frozen and get no gradient).
 LossResult loss_and_gradients(const Parameters& params, const ModelConfig& config,
                               const std::vector<TrainExample>& batch, const LossOptions& options, Parameters* grads);
 

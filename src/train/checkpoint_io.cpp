@@ -1,0 +1,64 @@
+#include "train/checkpoint_io.h"
+
+#include <filesystem>
+
+#include "io/mapped_file.h"
+#include "io/safetensors.h"
+#include "paligemma/error.h"
+#include "paligemma/safetensors_writer.h"
+
+namespace pg::train {
+namespace fs = std::filesystem;
+
+void export_hf_checkpoint(const Parameters& params, const Checkpoint& source, DType dtype, const std::string& out_dir) {
+  if (dtype != DType::BF16 && dtype != DType::F32) throw Error("export: dtype must be BF16 or F32");
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) throw Error("cannot create " + out_dir + ": " + ec.message());
+  SafetensorsWriter w;
+  w.set_metadata("format", "pt");
+  for (const auto& [name, t] : params.tensors())
+    w.add_f32(source.has(name) ? source.stored_name_of(name) : name, dtype, t.shape, t.data);
+  // One file: remove shards of an earlier export so the directory holds one checkpoint.
+  for (const auto& e : fs::directory_iterator(out_dir)) {
+    const std::string f = e.path().filename().string();
+    if (e.path().extension() == ".safetensors" || f == "model.safetensors.index.json") fs::remove(e.path(), ec);
+  }
+  w.write(out_dir + "/model.safetensors");
+  for (const char* f : {"config.json", "tokenizer.model"}) {
+    const fs::path from = fs::path(source.dir()) / f;
+    if (!fs::exists(from)) continue;
+    fs::copy_file(from, fs::path(out_dir) / f, fs::copy_options::overwrite_existing, ec);
+    if (ec) throw Error("cannot copy " + from.string() + " to " + out_dir + ": " + ec.message());
+  }
+}
+
+void save_parameters(const Parameters& params, const std::string& path) {
+  std::vector<TensorView> views;
+  for (const auto& [name, t] : params.tensors()) {
+    TensorView v;
+    v.name = name;
+    v.dtype = DType::F32;
+    v.shape = t.shape;
+    v.data = t.data.data();
+    views.push_back(v);
+  }
+  write_safetensors(path, views, {{"format", "pt"}});
+}
+
+Parameters load_parameters(const std::string& path) {
+  MappedFile file(path);
+  const SafetensorsFile st = parse_safetensors(path, file.data(), file.size());
+  Parameters p;
+  for (const TensorView& v : st.tensors) {
+    if (v.dtype != DType::F32) throw Error("training state " + path + ": tensor " + v.name + " is not F32");
+    Tensor t;
+    t.shape = v.shape;
+    t.data.resize(v.numel());
+    convert_to_f32(v.dtype, v.data, 0, t.data.size(), t.data.data());
+    p.add(v.name, std::move(t));
+  }
+  return p;
+}
+
+}  // namespace pg::train
