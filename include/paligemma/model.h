@@ -35,6 +35,9 @@ struct ModelOptions {
   bool populate_weights = true;
   // Images whose features are kept for reuse (encode_image_cached); 0 disables.
   int image_cache_entries = 8;
+  // A PEFT LoRA adapter directory (adapter_model.safetensors + adapter_config.json, e.g. from
+  // `paligemma finetune --train-set lora`), applied beside the weights without merging.
+  std::string lora_dir;
 };
 
 // Keys and values of one sequence, per layer: [kv_heads][capacity][head_dim] values of

@@ -40,7 +40,8 @@ int finetune(FinetuneArgs& a) {
   c.trainable = pick<TrainableSet>("--train", a.trainable,
                                    {{"full", TrainableSet::Full},
                                     {"frozen-vision", TrainableSet::FrozenVision},
-                                    {"attention", TrainableSet::AttentionOnly}});
+                                    {"attention", TrainableSet::AttentionOnly},
+                                    {"lora", TrainableSet::Lora}});
   c.loss.reduction = pick<LossReduction>("--loss-reduction", a.reduction,
                                          {{"example", LossReduction::PerExample}, {"token", LossReduction::Token}});
   c.optimizer.decay_style =
@@ -52,16 +53,17 @@ int finetune(FinetuneArgs& a) {
                                 {{"pil", ResizeFilter::PilBicubic}, {"bigvision", ResizeFilter::BigVisionBilinear}});
   c.loss.hf_sliding_window = pick<bool>("--sliding-window", a.sliding_window, {{"off", false}, {"hf", true}});
   c.shuffle = !a.no_shuffle;
+  c.lora.seed = c.seed;
   c.loss.final_logit_softcap = !a.no_final_softcap;
   if (c.loss.label_smoothing < 0 || c.loss.label_smoothing >= 1) throw Error("--label-smoothing must be in [0, 1)");
   if (c.warmup_fraction < 0 || c.warmup_fraction > 1) throw Error("--warmup must be in [0, 1]");
   const TrainSummary s = run_finetune(c);
   std::printf(
       "{\"steps\": %lld, \"final_loss\": %.6f, \"final_val_loss\": %s, \"examples\": %d, \"skipped_lines\": %d, "
-      "\"truncated\": %d, \"dropped\": %d, \"model\": \"%s/model\"}\n",
+      "\"truncated\": %d, \"dropped\": %d, \"output\": \"%s/%s\"}\n",
       (long long)s.steps, s.history.empty() ? 0.0 : s.history.back().loss,
       s.final_val_loss >= 0 ? std::to_string(s.final_val_loss).c_str() : "null", s.train_examples, s.skipped_lines,
-      s.truncated, s.dropped, c.out_dir.c_str());
+      s.truncated, s.dropped, c.out_dir.c_str(), c.trainable == TrainableSet::Lora ? "adapter" : "model");
   return 0;
 }
 
@@ -110,7 +112,15 @@ Runner add_finetune_command(CLI::App& app) {
                 "Gemma 2: train without the final logit soft-cap (big_vision)");
   cmd->add_option("--sliding-window", a->sliding_window, "off (full attention, as PaliGemma 2 was trained) or hf")
       ->capture_default_str();
-  cmd->add_option("--train-set", a->trainable, "What trains: full, frozen-vision or attention")->capture_default_str();
+  cmd->add_option("--train-set", a->trainable, "What trains: full, frozen-vision, attention or lora")
+      ->capture_default_str();
+  cmd->add_option("--lora-rank", c.lora.rank, "LoRA rank r")->capture_default_str();
+  cmd->add_option("--lora-alpha", c.lora.alpha, "LoRA alpha (scale alpha / r)")->capture_default_str();
+  cmd->add_option("--lora-targets", c.lora.targets, "Decoder modules with adapters (comma-separated)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_flag("--lora-vision", c.lora.vision, "Adapters on the SigLIP tower's attention and MLP too");
+  cmd->add_flag("--export-merged", c.export_merged, "LoRA: also write the merged checkpoint to OUT/model");
   cmd->add_option("--seed", c.seed, "Seed of the data order")->capture_default_str();
   cmd->add_flag("--no-shuffle", a->no_shuffle, "Data in file order");
   cmd->add_option("--resize", a->resize, "Image resize: pil (transformers) or bigvision")->capture_default_str();

@@ -20,6 +20,9 @@ void add_model_flags(CLI::App& cmd, ModelFlags& f) {
       ->capture_default_str();
   cmd.add_option("--kv-cache", f.kv_cache, "KV cache storage: f32 (exact) or bf16 (half the memory)")
       ->capture_default_str();
+  cmd.add_option("--lora", f.lora,
+                 "PEFT LoRA adapter directory (adapter_model.safetensors + adapter_config.json), applied "
+                 "beside the weights without merging");
   cmd.add_option("--threads", f.threads, "Threads (0: all cores)")->capture_default_str();
   cmd.add_option("--kernels", f.kernels,
                  "Kernel path: auto (the best this CPU has), amx, avx512, avx2 or reference")
@@ -45,6 +48,7 @@ ModelOptions model_options(const ModelFlags& f) {
   if (f.kv_cache == "f32") o.kv_cache = DType::F32;
   else if (f.kv_cache == "bf16") o.kv_cache = DType::BF16;
   else throw Error("--kv-cache must be f32 or bf16, not '" + f.kv_cache + "'");
+  o.lora_dir = f.lora;
   return o;
 }
 

@@ -13,6 +13,7 @@ struct ModelFlags {
   std::string sliding_window = "off";
   std::string final_softcap = "on";
   std::string kv_cache = "f32";
+  std::string lora;  // PEFT adapter directory
   int threads = 0;
   std::string kernels = "auto";
   std::string precision = "auto";

@@ -120,9 +120,9 @@ void Model::decode(std::vector<DecoderStep>& steps) const {
   for (int l = 0; l < tc.num_layers; ++l) {
     const TextLayer& L = w.text[l];
     kernels::rms_norm(x.data(), h.data(), R, H, L.input_norm.data(), tc.rms_norm_eps);
-    kernels::matmul(h.data(), R, L.q.weight, nullptr, q.data());
-    kernels::matmul(h.data(), R, L.k.weight, nullptr, k.data());
-    kernels::matmul(h.data(), R, L.v.weight, nullptr, v.data());
+    apply_linear(L.q, h.data(), R, q.data());
+    apply_linear(L.k, h.data(), R, k.data());
+    apply_linear(L.v, h.data(), R, v.data());
     for (int r = 0; r < R; ++r) {
       kernels::rope(q.data() + static_cast<int64_t>(r) * q_dim, tc.num_heads, D, cos_t.data() + r * (D / 2),
                     sin_t.data() + r * (D / 2));
@@ -151,7 +151,7 @@ void Model::decode(std::vector<DecoderStep>& steps) const {
                          kernels::KVView{kc, vc, cache.dtype, cache.capacity}, cache.length + steps[s].count, shape,
                          mask, attn.data() + static_cast<int64_t>(row0[s]) * q_dim);
     }
-    kernels::matmul(attn.data(), R, L.o.weight, nullptr, o.data());
+    apply_linear(L.o, attn.data(), R, o.data());
     if (gemma2) {
       kernels::rms_norm(o.data(), o.data(), R, H, L.post_attn_norm.data(), tc.rms_norm_eps);
       kernels::add(x.data(), o.data(), x.size());
@@ -160,14 +160,14 @@ void Model::decode(std::vector<DecoderStep>& steps) const {
       kernels::add(x.data(), o.data(), x.size());
       kernels::rms_norm(x.data(), h.data(), R, H, L.post_attn_norm.data(), tc.rms_norm_eps);
     }
-    kernels::matmul(h.data(), R, L.gate.weight, nullptr, gate.data());
-    kernels::matmul(h.data(), R, L.up.weight, nullptr, up.data());
+    apply_linear(L.gate, h.data(), R, gate.data());
+    apply_linear(L.up, h.data(), R, up.data());
     if (tc.hidden_act == "gelu")
       kernels::gelu_erf(gate.data(), gate.size());
     else
       kernels::gelu_tanh(gate.data(), gate.size());
     kernels::multiply(gate.data(), up.data(), gate.size());
-    kernels::matmul(gate.data(), R, L.down.weight, nullptr, o.data());
+    apply_linear(L.down, gate.data(), R, o.data());
     if (gemma2) kernels::rms_norm(o.data(), o.data(), R, H, L.post_ffw_norm.data(), tc.rms_norm_eps);
     kernels::add(x.data(), o.data(), x.size());
   }

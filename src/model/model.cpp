@@ -32,6 +32,7 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
                 " in config.json");
   m->checkpoint_ = Checkpoint::open(model_dir);
   m->weights_ = load_weights(m->checkpoint_, m->config_);
+  if (!options.lora_dir.empty()) attach_lora(options.lora_dir, m->checkpoint_, *m->weights_);
   const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
   if (options.populate_weights && static_cast<double>(m->checkpoint_.total_bytes()) < 0.8 * ram)
     m->checkpoint_.populate();

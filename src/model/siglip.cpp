@@ -56,9 +56,9 @@ std::vector<float> Model::encode_image(const float* pixels, std::vector<float>* 
   for (const VisionLayer& L : w.vision) {
     h = x;
     kernels::layer_norm(h.data(), N, Hv, L.ln1_w.data(), L.ln1_b.data(), vc.layer_norm_eps);
-    kernels::matmul(h.data(), N, L.q.weight, L.q.bias_data(), q.data());
-    kernels::matmul(h.data(), N, L.k.weight, L.k.bias_data(), k.data());
-    kernels::matmul(h.data(), N, L.v.weight, L.v.bias_data(), v.data());
+    apply_linear(L.q, h.data(), N, q.data());
+    apply_linear(L.k, h.data(), N, k.data());
+    apply_linear(L.v, h.data(), N, v.data());
     split_heads(k.data(), N, vc.num_heads, vc.head_dim(), kh.data());
     split_heads(v.data(), N, vc.num_heads, vc.head_dim(), vh.data());
     {
@@ -66,24 +66,24 @@ std::vector<float> Model::encode_image(const float* pixels, std::vector<float>* 
       kernels::attention(q.data(), N, 0, kernels::KVView{kh.data(), vh.data(), DType::F32, N}, N, shape,
                          bidirectional, attn.data());
     }
-    kernels::matmul(attn.data(), N, L.out.weight, L.out.bias_data(), h.data());
+    apply_linear(L.out, attn.data(), N, h.data());
     kernels::add(x.data(), h.data(), x.size());
 
     h = x;
     kernels::layer_norm(h.data(), N, Hv, L.ln2_w.data(), L.ln2_b.data(), vc.layer_norm_eps);
-    kernels::matmul(h.data(), N, L.fc1.weight, L.fc1.bias_data(), mlp.data());
+    apply_linear(L.fc1, h.data(), N, mlp.data());
     if (vc.hidden_act == "gelu")
       kernels::gelu_erf(mlp.data(), mlp.size());
     else
       kernels::gelu_tanh(mlp.data(), mlp.size());
-    kernels::matmul(mlp.data(), N, L.fc2.weight, L.fc2.bias_data(), h.data());
+    apply_linear(L.fc2, mlp.data(), N, h.data());
     kernels::add(x.data(), h.data(), x.size());
   }
   kernels::layer_norm(x.data(), N, Hv, w.post_ln_w.data(), w.post_ln_b.data(), vc.layer_norm_eps);
   if (vision_hidden) *vision_hidden = x;
 
   std::vector<float> features(static_cast<size_t>(N) * config_.projection_dim);
-  kernels::matmul(x.data(), N, w.projector.weight, w.projector.bias_data(), features.data());
+  apply_linear(w.projector, x.data(), N, features.data());
   return features;
 }
 

@@ -2,6 +2,8 @@
 // Views of every tensor the forward pass reads, fetched once at load with their shapes
 // checked against config.json. 1-D tensors (norm scales, biases: < 0.1% of the parameters)
 // are widened to f32 once; matrices stay in the mapped file in their stored dtype.
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/weight_matrix.h"
@@ -14,11 +16,24 @@ struct Vec {  // a small f32 copy of a 1-D tensor
   const float* data() const { return v.data(); }
 };
 
+// A LoRA adapter applied beside a frozen weight without merging (`run --lora`, PEFT files):
+// y += scale * (x A^T) B^T, A [rank, in], B [out, rank] in f32.
+struct LoraPath {
+  int rank = 0;
+  float scale = 0;
+  std::vector<float> a, b;
+  kernels::WeightMatrix a_matrix, b_matrix;  // views of a, b for kernels::matmul
+};
+
 struct Linear {
   kernels::WeightMatrix weight;  // [out, in], any format
   Vec bias;                      // [out] or empty
+  std::shared_ptr<const LoraPath> lora;  // null: none
   const float* bias_data() const { return bias.v.empty() ? nullptr : bias.v.data(); }
 };
+
+// y[M, out] = x W^T + b, plus the LoRA path when the linear has one.
+void apply_linear(const Linear& linear, const float* x, int M, float* y);
 
 struct VisionLayer {
   Vec ln1_w, ln1_b, ln2_w, ln2_b;
@@ -47,5 +62,9 @@ struct Model::Weights {
 };
 
 std::unique_ptr<Model::Weights> load_weights(const Checkpoint& ckpt, const ModelConfig& config);
+
+// Attaches the PEFT LoRA adapter in `dir` to the linears it adapts. Throws pg::Error naming
+// the file and tensor when it does not fit the model.
+void attach_lora(const std::string& dir, const Checkpoint& ckpt, Model::Weights& weights);
 
 }  // namespace pg

@@ -10,6 +10,7 @@
 #include "kernels/ops.h"
 #include "paligemma/error.h"
 #include "train/layers.h"
+#include "train/lora.h"
 
 namespace pg::train {
 namespace {
@@ -17,12 +18,46 @@ namespace {
 using Buf = std::vector<float>;
 
 // Parameter and gradient access by name; gradients are null when only the loss is wanted.
+// Linears go through linear_fwd / linear_bwd, which add a LoRA adapter's path where one is.
 struct Access {
   const Parameters& p;
   Parameters* g;
+  const LoraAdapters* lora = nullptr;
+  Parameters* lora_g = nullptr;
   const float* w(const std::string& name) const { return p.data(name); }
   // Null when only the loss is wanted or the tensor is frozen (not in the gradients).
   float* d(const std::string& name) const { return g && g->has(name) ? g->data(name) : nullptr; }
+
+  // y = x W^T + b, plus s (x A^T) B^T with an adapter on W.
+  void linear_fwd(const float* x, int M, int K, const std::string& weight, const float* bias, int N, float* y) const {
+    linear_forward<float>(x, M, K, w(weight), bias, N, y);
+    if (!lora || !lora->has(weight)) return;
+    const int r = lora->config.rank;
+    std::vector<float> xa(static_cast<size_t>(M) * r), delta(static_cast<size_t>(M) * N);
+    linear_forward<float>(x, M, K, lora->a(weight), nullptr, r, xa.data());
+    linear_forward<float>(xa.data(), M, r, lora->b(weight), nullptr, N, delta.data());
+    const float s = static_cast<float>(lora->config.scale());
+    for (size_t i = 0; i < delta.size(); ++i) y[i] += s * delta[i];
+  }
+  // The backward of linear_fwd: dx += dy W (+ s dy B A); dW, db into the gradients when W
+  // trains; with an adapter, dB += s dy^T (x A^T), dA += s (dy B)^T x.
+  void linear_bwd(const float* dy, const float* x, const std::string& weight, int M, int K, int N, float* dx,
+                  float* dbias) const {
+    linear_backward<float>(dy, x, w(weight), M, K, N, dx, d(weight), dbias);
+    if (!lora || !lora->has(weight)) return;
+    const int r = lora->config.rank;
+    const float s = static_cast<float>(lora->config.scale());
+    std::vector<float> xa(static_cast<size_t>(M) * r), dys(dy, dy + static_cast<size_t>(M) * N),
+        dxa(static_cast<size_t>(M) * r, 0.0f);
+    for (float& v : dys) v *= s;
+    linear_forward<float>(x, M, K, lora->a(weight), nullptr, r, xa.data());  // recomputed, [M, r]
+    float* dA = lora_g ? lora_g->data(weight + "@lora_A") : nullptr;
+    float* dB = lora_g ? lora_g->data(weight + "@lora_B") : nullptr;
+    // delta = xa B^T: d xa = (s dy) B, dB += (s dy)^T xa.
+    linear_backward<float>(dys.data(), xa.data(), lora->b(weight), M, r, N, dxa.data(), dB, nullptr);
+    // xa = x A^T: dx += d xa A, dA += d xa^T x.
+    linear_backward<float>(dxa.data(), x, lora->a(weight), M, K, r, dx, dA, nullptr);
+  }
 };
 
 void add_into(float* y, const float* x, size_t n) {
@@ -63,8 +98,8 @@ Buf vision_forward(const Access& A, const ModelConfig& c, const float* pixels, V
   kernels::patchify(pixels, vc.num_channels, vc.image_size, vc.patch_size, st.patches.data());
   // SiglipVisionEmbeddings: conv (as a matmul) + bias, then + position embedding.
   Buf x(static_cast<size_t>(N) * Hv);
-  linear_forward<float>(st.patches.data(), N, PL, A.w(vp + "embeddings.patch_embedding.weight"),
-                        A.w(vp + "embeddings.patch_embedding.bias"), Hv, x.data());
+  A.linear_fwd(st.patches.data(), N, PL, vp + "embeddings.patch_embedding.weight",
+               A.w(vp + "embeddings.patch_embedding.bias"), Hv, x.data());
   add_into(x.data(), A.w(vp + "embeddings.position_embedding.weight"), x.size());
 
   const kernels::AttentionShape shape = vision_attention(vc);
@@ -84,16 +119,13 @@ Buf vision_forward(const Access& A, const ModelConfig& c, const float* pixels, V
     s.q.resize(x.size());
     s.k.resize(x.size());
     s.v.resize(x.size());
-    linear_forward<float>(s.h1.data(), N, Hv, A.w(lp + "self_attn.q_proj.weight"), A.w(lp + "self_attn.q_proj.bias"),
-                          Hv, s.q.data());
-    linear_forward<float>(s.h1.data(), N, Hv, A.w(lp + "self_attn.k_proj.weight"), A.w(lp + "self_attn.k_proj.bias"),
-                          Hv, s.k.data());
-    linear_forward<float>(s.h1.data(), N, Hv, A.w(lp + "self_attn.v_proj.weight"), A.w(lp + "self_attn.v_proj.bias"),
-                          Hv, s.v.data());
+    A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.q_proj.weight", A.w(lp + "self_attn.q_proj.bias"), Hv, s.q.data());
+    A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.k_proj.weight", A.w(lp + "self_attn.k_proj.bias"), Hv, s.k.data());
+    A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.v_proj.weight", A.w(lp + "self_attn.v_proj.bias"), Hv, s.v.data());
     s.attn.resize(x.size());
     attention_forward(s.q.data(), s.k.data(), s.v.data(), N, shape, bidirectional, s.attn.data(), &s.saved);
-    linear_forward<float>(s.attn.data(), N, Hv, A.w(lp + "self_attn.out_proj.weight"),
-                          A.w(lp + "self_attn.out_proj.bias"), Hv, tmp.data());
+    A.linear_fwd(s.attn.data(), N, Hv, lp + "self_attn.out_proj.weight", A.w(lp + "self_attn.out_proj.bias"), Hv,
+                 tmp.data());
     add_into(x.data(), tmp.data(), x.size());
     s.x_mid = x;
     s.h2.resize(x.size());
@@ -103,12 +135,12 @@ Buf vision_forward(const Access& A, const ModelConfig& c, const float* pixels, V
                        s.h2.data(), s.mean2.data(), s.rstd2.data());
     s.u.resize(static_cast<size_t>(N) * Iv);
     s.a.resize(s.u.size());
-    linear_forward<float>(s.h2.data(), N, Hv, A.w(lp + "mlp.fc1.weight"), A.w(lp + "mlp.fc1.bias"), Iv, s.u.data());
+    A.linear_fwd(s.h2.data(), N, Hv, lp + "mlp.fc1.weight", A.w(lp + "mlp.fc1.bias"), Iv, s.u.data());
     if (exact)
       gelu_erf_forward(s.u.data(), s.u.size(), s.a.data());
     else
       gelu_tanh_forward(s.u.data(), s.u.size(), s.a.data());
-    linear_forward<float>(s.a.data(), N, Iv, A.w(lp + "mlp.fc2.weight"), A.w(lp + "mlp.fc2.bias"), Hv, tmp.data());
+    A.linear_fwd(s.a.data(), N, Iv, lp + "mlp.fc2.weight", A.w(lp + "mlp.fc2.bias"), Hv, tmp.data());
     add_into(x.data(), tmp.data(), x.size());
   }
   st.x_last = x;
@@ -118,8 +150,8 @@ Buf vision_forward(const Access& A, const ModelConfig& c, const float* pixels, V
   layer_norm_forward(x.data(), N, Hv, A.w(vp + "post_layernorm.weight"), A.w(vp + "post_layernorm.bias"),
                      vc.layer_norm_eps, st.post.data(), st.post_mean.data(), st.post_rstd.data());
   Buf features(static_cast<size_t>(N) * c.projection_dim);
-  linear_forward<float>(st.post.data(), N, Hv, A.w("multi_modal_projector.linear.weight"),
-                        A.w("multi_modal_projector.linear.bias"), c.projection_dim, features.data());
+  A.linear_fwd(st.post.data(), N, Hv, "multi_modal_projector.linear.weight", A.w("multi_modal_projector.linear.bias"),
+               c.projection_dim, features.data());
   return features;
 }
 
@@ -130,9 +162,8 @@ void vision_backward(const Access& A, const ModelConfig& c, const VisionState& s
   const std::string vp = "vision_tower.vision_model.";
   const bool exact = vc.hidden_act == "gelu";
   Buf dpost(static_cast<size_t>(N) * Hv, 0.0f), dx(dpost.size(), 0.0f);
-  linear_backward<float>(dfeatures, st.post.data(), A.w("multi_modal_projector.linear.weight"), N, Hv, c.projection_dim,
-                         dpost.data(), A.d("multi_modal_projector.linear.weight"),
-                         A.d("multi_modal_projector.linear.bias"));
+  A.linear_bwd(dfeatures, st.post.data(), "multi_modal_projector.linear.weight", N, Hv, c.projection_dim, dpost.data(),
+               A.d("multi_modal_projector.linear.bias"));
   layer_norm_backward(dpost.data(), st.x_last.data(), N, Hv, A.w(vp + "post_layernorm.weight"), st.post_mean.data(),
                       st.post_rstd.data(), dx.data(), A.d(vp + "post_layernorm.weight"),
                       A.d(vp + "post_layernorm.bias"));
@@ -145,22 +176,20 @@ void vision_backward(const Access& A, const ModelConfig& c, const VisionState& s
     const VisionLayerState& s = st.layers[l];
     // x_out = x_mid + fc2(gelu(fc1(ln2(x_mid)))): dx flows to x_mid directly and through the MLP.
     da.assign(s.a.size(), 0.0f);
-    linear_backward<float>(dx.data(), s.a.data(), A.w(lp + "mlp.fc2.weight"), N, Iv, Hv, da.data(),
-                           A.d(lp + "mlp.fc2.weight"), A.d(lp + "mlp.fc2.bias"));
+    A.linear_bwd(dx.data(), s.a.data(), lp + "mlp.fc2.weight", N, Iv, Hv, da.data(), A.d(lp + "mlp.fc2.bias"));
     du.assign(s.u.size(), 0.0f);
     if (exact)
       gelu_erf_backward(da.data(), s.u.data(), s.u.size(), du.data());
     else
       gelu_tanh_backward(da.data(), s.u.data(), s.u.size(), du.data());
     std::fill(dh.begin(), dh.end(), 0.0f);
-    linear_backward<float>(du.data(), s.h2.data(), A.w(lp + "mlp.fc1.weight"), N, Hv, Iv, dh.data(),
-                           A.d(lp + "mlp.fc1.weight"), A.d(lp + "mlp.fc1.bias"));
+    A.linear_bwd(du.data(), s.h2.data(), lp + "mlp.fc1.weight", N, Hv, Iv, dh.data(), A.d(lp + "mlp.fc1.bias"));
     layer_norm_backward(dh.data(), s.x_mid.data(), N, Hv, A.w(lp + "layer_norm2.weight"), s.mean2.data(),
                         s.rstd2.data(), dx.data(), A.d(lp + "layer_norm2.weight"), A.d(lp + "layer_norm2.bias"));
     // x_mid = x_in + out_proj(attention(q, k, v)), q/k/v = proj(ln1(x_in)).
     std::fill(dattn.begin(), dattn.end(), 0.0f);
-    linear_backward<float>(dx.data(), s.attn.data(), A.w(lp + "self_attn.out_proj.weight"), N, Hv, Hv, dattn.data(),
-                           A.d(lp + "self_attn.out_proj.weight"), A.d(lp + "self_attn.out_proj.bias"));
+    A.linear_bwd(dx.data(), s.attn.data(), lp + "self_attn.out_proj.weight", N, Hv, Hv, dattn.data(),
+                 A.d(lp + "self_attn.out_proj.bias"));
     std::fill(dq.begin(), dq.end(), 0.0f);
     std::fill(dk.begin(), dk.end(), 0.0f);
     std::fill(dv.begin(), dv.end(), 0.0f);
@@ -169,17 +198,15 @@ void vision_backward(const Access& A, const ModelConfig& c, const VisionState& s
     std::fill(dh.begin(), dh.end(), 0.0f);
     for (const auto& [proj, grad] : {std::pair{"q", &dq}, std::pair{"k", &dk}, std::pair{"v", &dv}}) {
       const std::string n = lp + "self_attn." + proj + "_proj.";
-      linear_backward<float>(grad->data(), s.h1.data(), A.w(n + "weight"), N, Hv, Hv, dh.data(), A.d(n + "weight"),
-                             A.d(n + "bias"));
+      A.linear_bwd(grad->data(), s.h1.data(), n + "weight", N, Hv, Hv, dh.data(), A.d(n + "bias"));
     }
     layer_norm_backward(dh.data(), s.x_in.data(), N, Hv, A.w(lp + "layer_norm1.weight"), s.mean1.data(), s.rstd1.data(),
                         dx.data(), A.d(lp + "layer_norm1.weight"), A.d(lp + "layer_norm1.bias"));
   }
   // Embeddings: x0 = patches W^T + b + position.
   if (float* dpos = A.d(vp + "embeddings.position_embedding.weight")) add_into(dpos, dx.data(), dx.size());
-  linear_backward<float>(dx.data(), st.patches.data(), A.w(vp + "embeddings.patch_embedding.weight"), N, PL, Hv,
-                         nullptr, A.d(vp + "embeddings.patch_embedding.weight"),
-                         A.d(vp + "embeddings.patch_embedding.bias"));
+  A.linear_bwd(dx.data(), st.patches.data(), vp + "embeddings.patch_embedding.weight", N, PL, Hv, nullptr,
+               A.d(vp + "embeddings.patch_embedding.bias"));
 }
 
 // ---------------------------------------------------------------- Gemma decoder
@@ -194,8 +221,10 @@ std::string text_layer(int l) { return "language_model.model.layers." + std::to_
 }  // namespace
 
 LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, const std::vector<TrainExample>& batch,
-                              const LossOptions& options, Parameters* grads) {
-  const Access A{params, grads};
+                              const LossOptions& options, Parameters* grads, const LoraAdapters* lora,
+                              Parameters* lora_grads) {
+  const Access A{params, grads, lora, lora_grads};
+  const bool backward = grads || lora_grads;
   const TextConfig& tc = c.text;
   const int H = tc.hidden_size, I = tc.intermediate_size, V = tc.vocab_size, D = tc.head_dim;
   const int q_dim = tc.num_heads * D, kv_dim = tc.num_kv_heads * D;
@@ -278,15 +307,15 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
       s.q.resize(static_cast<size_t>(T) * q_dim);
       s.k.resize(static_cast<size_t>(T) * kv_dim);
       s.v.resize(s.k.size());
-      linear_forward<float>(s.h1.data(), T, H, A.w(lp + "self_attn.q_proj.weight"), nullptr, q_dim, s.q.data());
-      linear_forward<float>(s.h1.data(), T, H, A.w(lp + "self_attn.k_proj.weight"), nullptr, kv_dim, s.k.data());
-      linear_forward<float>(s.h1.data(), T, H, A.w(lp + "self_attn.v_proj.weight"), nullptr, kv_dim, s.v.data());
+      A.linear_fwd(s.h1.data(), T, H, lp + "self_attn.q_proj.weight", nullptr, q_dim, s.q.data());
+      A.linear_fwd(s.h1.data(), T, H, lp + "self_attn.k_proj.weight", nullptr, kv_dim, s.k.data());
+      A.linear_fwd(s.h1.data(), T, H, lp + "self_attn.v_proj.weight", nullptr, kv_dim, s.v.data());
       rope_forward(s.q.data(), T, tc.num_heads, D, cos_t.data(), sin_t.data());
       rope_forward(s.k.data(), T, tc.num_kv_heads, D, cos_t.data(), sin_t.data());
       s.attn.resize(s.q.size());
       attention_forward(s.q.data(), s.k.data(), s.v.data(), T, shape, mask, s.attn.data(), &s.saved);
       s.o.resize(x.size());
-      linear_forward<float>(s.attn.data(), T, q_dim, A.w(lp + "self_attn.o_proj.weight"), nullptr, H, s.o.data());
+      A.linear_fwd(s.attn.data(), T, q_dim, lp + "self_attn.o_proj.weight", nullptr, H, s.o.data());
       if (gemma2) {  // h += post_attention_layernorm(attn)
         s.o_norm_rstd.resize(T);
         rms_norm_forward(s.o.data(), T, H, A.w(lp + "post_attention_layernorm.weight"), tc.rms_norm_eps, tmp.data(),
@@ -303,11 +332,11 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
       s.gate.resize(static_cast<size_t>(T) * I);
       s.up.resize(s.gate.size());
       s.act.resize(s.gate.size());
-      linear_forward<float>(s.h2.data(), T, H, A.w(lp + "mlp.gate_proj.weight"), nullptr, I, s.gate.data());
-      linear_forward<float>(s.h2.data(), T, H, A.w(lp + "mlp.up_proj.weight"), nullptr, I, s.up.data());
+      A.linear_fwd(s.h2.data(), T, H, lp + "mlp.gate_proj.weight", nullptr, I, s.gate.data());
+      A.linear_fwd(s.h2.data(), T, H, lp + "mlp.up_proj.weight", nullptr, I, s.up.data());
       geglu_forward(s.gate.data(), s.up.data(), s.gate.size(), exact, s.act.data());
       s.m.resize(x.size());
-      linear_forward<float>(s.act.data(), T, I, A.w(lp + "mlp.down_proj.weight"), nullptr, H, s.m.data());
+      A.linear_fwd(s.act.data(), T, I, lp + "mlp.down_proj.weight", nullptr, H, s.m.data());
       if (gemma2) {  // h += post_feedforward_layernorm(mlp)
         s.m_norm_rstd.resize(T);
         rms_norm_forward(s.m.data(), T, H, A.w(lp + "post_feedforward_layernorm.weight"), tc.rms_norm_eps, tmp.data(),
@@ -323,7 +352,7 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
     Buf xf(x.begin() + static_cast<int64_t>(first) * H, x.begin() + static_cast<int64_t>(first + R) * H);
     Buf hf(xf.size()), rstd_f(R), logits(static_cast<size_t>(R) * V);
     rms_norm_forward(xf.data(), R, H, A.w(tp + "norm.weight"), tc.rms_norm_eps, hf.data(), rstd_f.data());
-    linear_forward<float>(hf.data(), R, H, A.w(out_name), nullptr, V, logits.data());
+    A.linear_fwd(hf.data(), R, H, out_name, nullptr, V, logits.data());
     Buf capped;
     if (cap) {
       capped.resize(logits.size());
@@ -340,7 +369,7 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
     const Buf weights(R, w), unit(R, 1.0f / static_cast<float>(R));
     result.example_loss.push_back(
         cross_entropy<float>(z.data(), R, V, targets.data(), unit.data(), options.label_smoothing, nullptr));
-    if (!grads) {
+    if (!backward) {
       result.loss +=
           cross_entropy<float>(z.data(), R, V, targets.data(), weights.data(), options.label_smoothing, nullptr);
       continue;
@@ -358,7 +387,7 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
       dlogits.swap(dz);
     }
     Buf dhf(hf.size(), 0.0f), dx(x.size(), 0.0f);
-    linear_backward<float>(dlogits.data(), hf.data(), A.w(out_name), R, H, V, dhf.data(), A.d(out_name), nullptr);
+    A.linear_bwd(dlogits.data(), hf.data(), out_name, R, H, V, dhf.data(), nullptr);
     rms_norm_backward(dhf.data(), xf.data(), R, H, A.w(tp + "norm.weight"), rstd_f.data(),
                       dx.data() + static_cast<int64_t>(first) * H, A.d(tp + "norm.weight"));
 
@@ -379,16 +408,13 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
         dm = dx;
       }
       dact.assign(s.act.size(), 0.0f);
-      linear_backward<float>(dm.data(), s.act.data(), A.w(lp + "mlp.down_proj.weight"), T, I, H, dact.data(),
-                             A.d(lp + "mlp.down_proj.weight"), nullptr);
+      A.linear_bwd(dm.data(), s.act.data(), lp + "mlp.down_proj.weight", T, I, H, dact.data(), nullptr);
       dgate.assign(s.gate.size(), 0.0f);
       dup.assign(s.up.size(), 0.0f);
       geglu_backward(dact.data(), s.gate.data(), s.up.data(), s.gate.size(), exact, dgate.data(), dup.data());
       std::fill(dh.begin(), dh.end(), 0.0f);
-      linear_backward<float>(dgate.data(), s.h2.data(), A.w(lp + "mlp.gate_proj.weight"), T, H, I, dh.data(),
-                             A.d(lp + "mlp.gate_proj.weight"), nullptr);
-      linear_backward<float>(dup.data(), s.h2.data(), A.w(lp + "mlp.up_proj.weight"), T, H, I, dh.data(),
-                             A.d(lp + "mlp.up_proj.weight"), nullptr);
+      A.linear_bwd(dgate.data(), s.h2.data(), lp + "mlp.gate_proj.weight", T, H, I, dh.data(), nullptr);
+      A.linear_bwd(dup.data(), s.h2.data(), lp + "mlp.up_proj.weight", T, H, I, dh.data(), nullptr);
       const std::string mlp_norm = gemma2 ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight";
       rms_norm_backward(dh.data(), s.x_mid.data(), T, H, A.w(lp + mlp_norm), s.rstd2.data(), dx.data(),
                         A.d(lp + mlp_norm));
@@ -401,8 +427,7 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
         dnorm = dx;
       }
       dattn.assign(s.attn.size(), 0.0f);
-      linear_backward<float>(dnorm.data(), s.attn.data(), A.w(lp + "self_attn.o_proj.weight"), T, q_dim, H,
-                             dattn.data(), A.d(lp + "self_attn.o_proj.weight"), nullptr);
+      A.linear_bwd(dnorm.data(), s.attn.data(), lp + "self_attn.o_proj.weight", T, q_dim, H, dattn.data(), nullptr);
       dq.assign(s.q.size(), 0.0f);
       dk.assign(s.k.size(), 0.0f);
       dv.assign(s.v.size(), 0.0f);
@@ -411,12 +436,9 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
       rope_backward(dq.data(), T, tc.num_heads, D, cos_t.data(), sin_t.data());
       rope_backward(dk.data(), T, tc.num_kv_heads, D, cos_t.data(), sin_t.data());
       std::fill(dh.begin(), dh.end(), 0.0f);
-      linear_backward<float>(dq.data(), s.h1.data(), A.w(lp + "self_attn.q_proj.weight"), T, H, q_dim, dh.data(),
-                             A.d(lp + "self_attn.q_proj.weight"), nullptr);
-      linear_backward<float>(dk.data(), s.h1.data(), A.w(lp + "self_attn.k_proj.weight"), T, H, kv_dim, dh.data(),
-                             A.d(lp + "self_attn.k_proj.weight"), nullptr);
-      linear_backward<float>(dv.data(), s.h1.data(), A.w(lp + "self_attn.v_proj.weight"), T, H, kv_dim, dh.data(),
-                             A.d(lp + "self_attn.v_proj.weight"), nullptr);
+      A.linear_bwd(dq.data(), s.h1.data(), lp + "self_attn.q_proj.weight", T, H, q_dim, dh.data(), nullptr);
+      A.linear_bwd(dk.data(), s.h1.data(), lp + "self_attn.k_proj.weight", T, H, kv_dim, dh.data(), nullptr);
+      A.linear_bwd(dv.data(), s.h1.data(), lp + "self_attn.v_proj.weight", T, H, kv_dim, dh.data(), nullptr);
       rms_norm_backward(dh.data(), s.x_in.data(), T, H, A.w(lp + "input_layernorm.weight"), s.rstd1.data(), dx.data(),
                         A.d(lp + "input_layernorm.weight"));
     }
@@ -436,8 +458,10 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
     }
     // The vision tower's backward only when some of it (or the projector) trains.
     bool vision_trains = false;
-    for (const auto& [name, t] : grads->tensors())
-      vision_trains |= name.rfind("vision_tower.", 0) == 0 || name.rfind("multi_modal_projector.", 0) == 0;
+    for (const Parameters* g : {grads, lora_grads})
+      if (g)
+        for (const auto& [name, t] : g->tensors())
+          vision_trains |= name.rfind("vision_tower.", 0) == 0 || name.rfind("multi_modal_projector.", 0) == 0;
     if (vision_trains)
       for (int i = 0; i < n_images; ++i) vision_backward(A, c, vstates[i], dfeatures[i].data());
   }

@@ -13,6 +13,8 @@
 
 namespace pg::train {
 
+struct LoraAdapters;
+
 // One training sequence, as transformers' PaliGemmaProcessor builds it with a suffix:
 // ids = <image> x N x images, <bos>, prefix tokens, "\n", suffix tokens, <eos>.
 struct TrainExample {
@@ -48,7 +50,10 @@ struct LossResult {
 
 // The batch loss; with `grads`, adds d loss / d parameter into it for every tensor grads
 // holds (a subset of params' names: the others are frozen and get no gradient).
+// With `lora`, every adapted linear adds its LoRA path, and `lora_grads` (same names as
+// lora->tensors) receives the adapters' gradients.
 LossResult loss_and_gradients(const Parameters& params, const ModelConfig& config,
-                              const std::vector<TrainExample>& batch, const LossOptions& options, Parameters* grads);
+                              const std::vector<TrainExample>& batch, const LossOptions& options, Parameters* grads,
+                              const LoraAdapters* lora = nullptr, Parameters* lora_grads = nullptr);
 
 }  // namespace pg::train

@@ -71,14 +71,14 @@ std::vector<TrainExample> load_examples(const Dataset& data, const Tokenizer& to
 }
 
 double mean_loss(const Parameters& params, const ModelConfig& config, const std::vector<TrainExample>& examples,
-                 const LossOptions& options, int batch) {
+                 const LossOptions& options, int batch, const LoraAdapters* lora) {
   double sum = 0;
   for (size_t i = 0; i < examples.size(); i += batch) {
     const std::vector<TrainExample> b(examples.begin() + i,
                                       examples.begin() + std::min(examples.size(), i + static_cast<size_t>(batch)));
     LossOptions o = options;
     o.reduction = LossReduction::PerExample;
-    for (double l : loss_and_gradients(params, config, b, o, nullptr).example_loss) sum += l;
+    for (double l : loss_and_gradients(params, config, b, o, nullptr, lora).example_loss) sum += l;
   }
   return sum / static_cast<double>(examples.size());
 }
@@ -100,6 +100,12 @@ nlohmann::json run_identity(const TrainerConfig& c, int examples) {
           {"epochs", c.epochs},
           {"max_steps", c.max_steps},
           {"trainable", static_cast<int>(c.trainable)},
+          {"lora", c.trainable == TrainableSet::Lora ? nlohmann::json{{"r", c.lora.rank},
+                                                                      {"alpha", c.lora.alpha},
+                                                                      {"targets", c.lora.targets},
+                                                                      {"vision", c.lora.vision},
+                                                                      {"seed", c.lora.seed}}
+                                                     : nlohmann::json()},
           {"optimizer", static_cast<int>(c.optimizer.kind)}};
 }
 
@@ -148,9 +154,18 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
   fs::create_directories(tc.out_dir);
   const std::string state_dir = tc.out_dir + "/state";
   Parameters params = Parameters::from_checkpoint(ckpt);
-  const std::vector<std::string> names = trainable_names(params, tc.trainable);
+  // What the optimizer updates: the model's own tensors, or the LoRA adapters (base frozen).
+  const bool use_lora = tc.trainable == TrainableSet::Lora;
+  LoraAdapters lora;
+  if (use_lora) lora = init_lora(params, tc.lora);
+  Parameters& trained = use_lora ? lora.tensors : params;
+  std::vector<std::string> names;
+  if (use_lora)
+    for (const auto& [name, t] : lora.tensors.tensors()) names.push_back(name);
+  else
+    names = trainable_names(params, tc.trainable);
   if (names.empty()) throw Error("nothing to train: the chosen set has no tensor in this checkpoint");
-  Optimizer optimizer(tc.optimizer, params, names);
+  Optimizer optimizer(tc.optimizer, trained, names);
   int64_t start = 0;
   const nlohmann::json identity = run_identity(tc, n);
   if (tc.resume && fs::exists(state_dir + "/state.json")) {
@@ -159,7 +174,7 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
     if (state["run"] != identity)
       throw Error("cannot resume from " + state_dir + ": it belongs to a different run (" + state["run"].dump() +
                   ", this run: " + identity.dump() + ")");
-    params = load_parameters(state_dir + "/params.safetensors");
+    trained = load_parameters(state_dir + "/params.safetensors");
     if (tc.optimizer.kind == OptimizerKind::Adam) {
       optimizer.first_moment() = load_parameters(state_dir + "/adam_m.safetensors");
       optimizer.second_moment() = load_parameters(state_dir + "/adam_v.safetensors");
@@ -171,7 +186,7 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
   }
   auto save_state = [&](int64_t step) {
     fs::create_directories(state_dir);
-    save_parameters(params, state_dir + "/params.safetensors");
+    save_parameters(trained, state_dir + "/params.safetensors");
     if (tc.optimizer.kind == OptimizerKind::Adam) {
       save_parameters(optimizer.first_moment(), state_dir + "/adam_m.safetensors");
       save_parameters(optimizer.second_moment(), state_dir + "/adam_v.safetensors");
@@ -184,8 +199,8 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
   Parameters grads;
   for (const std::string& name : names) {
     Tensor z;
-    z.shape = params.at(name).shape;
-    z.data.assign(params.at(name).data.size(), 0.0f);
+    z.shape = trained.at(name).shape;
+    z.data.assign(trained.at(name).data.size(), 0.0f);
     grads.add(name, std::move(z));
   }
   // On a resume, the log keeps the steps up to the saved state (a crash may have logged more).
@@ -229,10 +244,12 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
       LossOptions o = tc.loss;
       o.scale = static_cast<double>(part.size()) / count;
       o.total_tokens = tokens;
-      loss += loss_and_gradients(params, config, part, o, &grads).loss;
+      loss += (use_lora ? loss_and_gradients(params, config, part, o, nullptr, &lora, &grads)
+                        : loss_and_gradients(params, config, part, o, &grads))
+                  .loss;
     }
     const double factor = schedule.factor(optimizer.steps());
-    const double norm = optimizer.step(params, grads, factor);
+    const double norm = optimizer.step(trained, grads, factor);
     if (!std::isfinite(loss) || !std::isfinite(norm))
       throw Error("training diverged at step " + std::to_string(step + 1) + " (loss " + std::to_string(loss) +
                   ", gradient norm " + std::to_string(norm) + "): lower --lr or enable --clip-norm");
@@ -247,7 +264,7 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
     rec.tokens_per_s = tokens / std::max(dt, 1e-9);
     const bool last = step + 1 == total;
     if (!val.empty() && (last || (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0)))
-      rec.val_loss = mean_loss(params, config, val, tc.loss, tc.batch_size);
+      rec.val_loss = mean_loss(params, config, val, tc.loss, tc.batch_size, use_lora ? &lora : nullptr);
     summary.history.push_back(rec);
     nlohmann::json line = {{"step", rec.step},
                            {"epoch", rec.epoch},
@@ -293,9 +310,20 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
                    (long long)summary.steps, (long long)total, state_dir.c_str());
     return summary;
   }
-  export_hf_checkpoint(params, ckpt, tc.export_dtype, tc.out_dir + "/model");
+  if (use_lora) {
+    save_peft(lora, fs::absolute(tc.model_dir).string(), tc.out_dir + "/adapter");
+    if (tc.export_merged) {
+      Parameters merged = params;
+      merge_lora(lora, merged);
+      export_hf_checkpoint(merged, ckpt, tc.export_dtype, tc.out_dir + "/model");
+    }
+  } else {
+    export_hf_checkpoint(params, ckpt, tc.export_dtype, tc.out_dir + "/model");
+  }
   if (!tc.quiet)
-    std::fprintf(stderr, "finetune: wrote %s/model (checkpoint), metrics.jsonl, loss.svg\n", tc.out_dir.c_str());
+    std::fprintf(
+        stderr, "finetune: wrote %s/%s, metrics.jsonl, loss.svg\n", tc.out_dir.c_str(),
+        use_lora ? (tc.export_merged ? "adapter (PEFT) and model (merged)" : "adapter (PEFT)") : "model (checkpoint)");
   return summary;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "paligemma/image.h"
+#include "train/lora.h"
 #include "train/optimizer.h"
 #include "train/paligemma_grad.h"
 
@@ -16,7 +17,8 @@ namespace pg::train {
 enum class TrainableSet {
   Full,          // every tensor
   FrozenVision,  // all but the SigLIP tower (the projector trains)
-  AttentionOnly  // the decoder's attention projections (q, k, v, o) only
+  AttentionOnly,  // the decoder's attention projections (q, k, v, o) only
+  Lora            // LoRA adapters on a frozen base (TrainerConfig::lora)
 };
 
 struct TrainerConfig {
@@ -31,6 +33,8 @@ struct TrainerConfig {
   bool skip_bad_lines = false;
   ResizeFilter resize = ResizeFilter::PilBicubic;
   TrainableSet trainable = TrainableSet::Full;
+  LoraConfig lora;             // with TrainableSet::Lora
+  bool export_merged = false;  // LoRA: also write the merged checkpoint to out_dir/model
   OptimizerConfig optimizer;
   ScheduleKind schedule = ScheduleKind::Cosine;
   double warmup_fraction = 0.05;
@@ -60,7 +64,8 @@ struct TrainSummary {
 };
 
 // Runs the whole fine-tune. Progress on stderr unless quiet. Writes into out_dir:
-// metrics.jsonl, loss.svg, state/ (resume), and model/ (the exported checkpoint).
+// metrics.jsonl, loss.svg, state/ (resume), and model/ (the exported checkpoint), or for
+// LoRA adapter/ (PEFT format; model/ too with export_merged).
 TrainSummary run_finetune(const TrainerConfig& config);
 
 // The names of the tensors a TrainableSet updates.
