@@ -177,6 +177,8 @@ const std::vector<Case> kCases = {
     {64, 96, 1152},
     // K long enough that the AMX kernel splits it into chunks (and SigLIP's fc2 K = 4304).
     {20, 40, 4304}, {33, 33, 9216},
+    // More rows than one pass of the bf16 kernels holds (kMaxRowsPerPass).
+    {700, 33, 96},
     // clang-format on
 };
 

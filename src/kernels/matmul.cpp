@@ -70,7 +70,27 @@ void small_rows(const float* x, int M, const WeightMatrix& w, float* y, KernelPa
   });
 }
 
+// Activation rows per pass of the bf16 kernels. Every 32-row weight block sweeps all the
+// packed activation rows of a pass, so they must stay in L2 (2 MiB per core here): 320 rows x
+// 2304 columns of bf16 is 1.4 MiB. Longer inputs (448 / 896 px prompts, 1028 / 4100 rows) go
+// in equal passes of at most this many rows, each re-reading the weights: measured on one
+// Gemma 2 2B layer at 1028 rows, 1.16 -> 1.65 TFLOP/s (and 4100 rows: 1.14 -> 1.69).
+constexpr int kMaxRowsPerPass = 384;
+constexpr int kTargetRowsPerPass = 320;
+
+void bf16_rows_pass(const float* x, int M, const WeightMatrix& w, float* y, KernelPath path);
+
 void bf16_rows(const float* x, int M, const WeightMatrix& w, float* y, KernelPath path) {
+  if (M <= kMaxRowsPerPass) return bf16_rows_pass(x, M, w, y, path);
+  const int passes = (M + kTargetRowsPerPass - 1) / kTargetRowsPerPass;
+  const int rows = (M + passes - 1) / passes;
+  const int chunk = (rows + 15) / 16 * 16;  // whole 16-row tiles
+  for (int m0 = 0; m0 < M; m0 += chunk)
+    bf16_rows_pass(x + static_cast<int64_t>(m0) * w.cols, std::min(chunk, M - m0), w,
+                   y + static_cast<int64_t>(m0) * w.rows, path);
+}
+
+void bf16_rows_pass(const float* x, int M, const WeightMatrix& w, float* y, KernelPath path) {
   const int64_t N = w.rows, K = w.cols;
   detail::PackedActivations packed;
   packed.M = M;
