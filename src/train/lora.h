@@ -10,20 +10,10 @@
 #include <vector>
 
 #include "paligemma/checkpoint.h"
+#include "paligemma/finetune.h"
 #include "train/parameters.h"
 
 namespace pg::train {
-
-struct LoraConfig {
-  int rank = 8;
-  double alpha = 16;
-  double dropout = 0.0;  // recorded in adapter_config.json; the trainer applies none yet
-  // Module names (the last path component) that get adapters, in the decoder.
-  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-  bool vision = false;  // also the SigLIP tower's q/k/v/out_proj, fc1, fc2 (targets "out_proj", "fc1", "fc2")
-  uint64_t seed = 0;
-  double scale() const { return alpha / rank; }
-};
 
 // Adapter tensors keyed "<base weight canonical name>@lora_A" / "@lora_B".
 struct LoraAdapters {

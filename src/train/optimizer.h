@@ -4,33 +4,10 @@
 // warmup). Every piece can be switched off, so one step can be checked against PyTorch.
 #include <string>
 
+#include "paligemma/finetune.h"
 #include "train/parameters.h"
 
 namespace pg::train {
-
-enum class OptimizerKind { Sgd, Adam };
-
-// How weight decay enters the update (lr_t = lr * schedule factor s_t):
-//   BigVision (optax chain: scale_by_adam -> scale(lr) -> add_decayed_weights(wd) ->
-//              scale_by_schedule(s) -> scale(-1)): p -= s_t * (lr * update + wd * p)
-//              (the decay is not multiplied by lr: big_vision's wd is a per-step factor);
-//   Torch     (torch.optim.AdamW): p = p * (1 - lr_t * wd) - lr_t * update.
-enum class DecayStyle { BigVision, Torch };
-// Which tensors decay: Matrices (every tensor with >= 2 dimensions) or BigVisionKernels
-// (what big_vision's default wd_mults ".*/kernel$" selects in PaliGemma: the SigLIP and
-// projector weight matrices and the patch conv; no Gemma tensor, whose big_vision names
-// are not "kernel").
-enum class DecayMask { Matrices, BigVisionKernels };
-
-struct OptimizerConfig {
-  OptimizerKind kind = OptimizerKind::Adam;
-  double lr = 1e-5;
-  double b1 = 0.9, b2 = 0.999, eps = 1e-8;  // Adam (eps outside the square root, eps_root 0)
-  double weight_decay = 0.0;
-  DecayStyle decay_style = DecayStyle::BigVision;
-  DecayMask decay_mask = DecayMask::Matrices;
-  double clip_norm = 0.0;  // global-norm clipping (optax.clip_by_global_norm); 0: off
-};
 
 bool decays(DecayMask mask, const std::string& name, const Tensor& tensor);
 
@@ -61,8 +38,6 @@ class Optimizer {
   Parameters m_, v_;
   int64_t steps_ = 0;
 };
-
-enum class ScheduleKind { Constant, Cosine, Rsqrt };
 
 // big_vision's create_learning_rate_schedule (the factor that multiplies lr): after
 // `warmup_steps` of linear warmup from 0, Constant stays at 1; Cosine follows

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "paligemma/config.h"
+#include "paligemma/finetune.h"
 #include "train/parameters.h"
 
 namespace pg::train {
@@ -23,23 +24,6 @@ struct TrainExample {
   int prefix_len = 0;  // image + <bos> + prefix + "\n": attend to each other bidirectionally
   // Position t predicts ids[t + 1] for every t + 1 >= prefix_len (the suffix and <eos>).
   int num_targets() const { return static_cast<int>(ids.size()) - prefix_len; }
-};
-
-enum class LossReduction {
-  PerExample,  // big_vision: mean over each example's suffix tokens, then mean over examples
-  Token,       // transformers: mean over every suffix token of the batch
-};
-
-struct LossOptions {
-  LossReduction reduction = LossReduction::PerExample;
-  float label_smoothing = 0.0f;
-  bool final_logit_softcap = true;  // Gemma 2's cap on the logits (transformers applies it)
-  bool hf_sliding_window = false;   // Gemma 2 sliding window on HF's sliding layers
-  // Gradient accumulation: the loss (and gradients) of this call are multiplied by `scale`
-  // (PerExample: the micro-batch's share of the examples), and with Token reduction divided
-  // by `total_tokens` (the whole batch's target tokens) when > 0 instead of this call's.
-  double scale = 1.0;
-  int total_tokens = 0;
 };
 
 struct LossResult {

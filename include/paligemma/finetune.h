@@ -1,0 +1,122 @@
+#pragma once
+// Fine-tuning PaliGemma in C++ (the library API behind `paligemma finetune`): what trains,
+// the loss, the optimizer and schedule, the data and the outputs of a run. The pieces are in
+// src/train/ (docs/ARCHITECTURE.md, "Data flow of one training step").
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "paligemma/image.h"
+#include "paligemma/tensor.h"
+
+namespace pg::train {
+
+enum class OptimizerKind { Sgd, Adam };
+
+// How weight decay enters the update (lr_t = lr * schedule factor s_t):
+//   BigVision (optax chain: scale_by_adam -> scale(lr) -> add_decayed_weights(wd) ->
+//              scale_by_schedule(s) -> scale(-1)): p -= s_t * (lr * update + wd * p)
+//              (the decay is not multiplied by lr: big_vision's wd is a per-step factor);
+//   Torch     (torch.optim.AdamW): p = p * (1 - lr_t * wd) - lr_t * update.
+enum class DecayStyle { BigVision, Torch };
+// Which tensors decay: Matrices (every tensor with >= 2 dimensions) or BigVisionKernels
+// (what big_vision's default wd_mults ".*/kernel$" selects in PaliGemma: the SigLIP and
+// projector weight matrices and the patch conv; no Gemma tensor, whose big_vision names
+// are not "kernel").
+enum class DecayMask { Matrices, BigVisionKernels };
+
+struct OptimizerConfig {
+  OptimizerKind kind = OptimizerKind::Adam;
+  double lr = 1e-5;
+  double b1 = 0.9, b2 = 0.999, eps = 1e-8;  // Adam (eps outside the square root, eps_root 0)
+  double weight_decay = 0.0;
+  DecayStyle decay_style = DecayStyle::BigVision;
+  DecayMask decay_mask = DecayMask::Matrices;
+  double clip_norm = 0.0;  // global-norm clipping (optax.clip_by_global_norm); 0: off
+};
+
+enum class ScheduleKind { Constant, Cosine, Rsqrt };
+
+enum class LossReduction {
+  PerExample,  // big_vision: mean over each example's suffix tokens, then mean over examples
+  Token,       // transformers: mean over every suffix token of the batch
+};
+
+struct LossOptions {
+  LossReduction reduction = LossReduction::PerExample;
+  float label_smoothing = 0.0f;
+  bool final_logit_softcap = true;  // Gemma 2's cap on the logits (transformers applies it)
+  bool hf_sliding_window = false;   // Gemma 2 sliding window on HF's sliding layers
+  // Gradient accumulation: the loss (and gradients) of this call are multiplied by `scale`
+  // (PerExample: the micro-batch's share of the examples), and with Token reduction divided
+  // by `total_tokens` (the whole batch's target tokens) when > 0 instead of this call's.
+  double scale = 1.0;
+  int total_tokens = 0;
+};
+
+struct LoraConfig {
+  int rank = 8;
+  double alpha = 16;
+  double dropout = 0.0;  // recorded in adapter_config.json; the trainer applies none yet
+  // Module names (the last path component) that get adapters, in the decoder.
+  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  bool vision = false;  // also the SigLIP tower's q/k/v/out_proj, fc1, fc2 (targets "out_proj", "fc1", "fc2")
+  uint64_t seed = 0;
+  double scale() const { return alpha / rank; }
+};
+
+enum class TrainableSet {
+  Full,           // every tensor
+  FrozenVision,   // all but the SigLIP tower (the projector trains)
+  AttentionOnly,  // the decoder's attention projections (q, k, v, o) only
+  Lora            // LoRA adapters on a frozen base (TrainerConfig::lora)
+};
+
+struct TrainerConfig {
+  std::string model_dir, train_path, val_path, out_dir;
+  int epochs = 1;
+  int64_t max_steps = 0;  // > 0: stop after this many optimizer steps (else: epochs)
+  int batch_size = 4;     // examples per optimizer step
+  int grad_accum = 1;     // micro-batches per step (each batch_size / grad_accum examples)
+  int max_tokens = 0;     // sequence length limit (0: none); see dataset.h for truncation
+  bool shuffle = true;
+  uint64_t seed = 0;
+  bool skip_bad_lines = false;
+  ResizeFilter resize = ResizeFilter::PilBicubic;
+  TrainableSet trainable = TrainableSet::Full;
+  LoraConfig lora;             // with TrainableSet::Lora
+  bool export_merged = false;  // LoRA: also write the merged checkpoint to out_dir/model
+  OptimizerConfig optimizer;
+  ScheduleKind schedule = ScheduleKind::Cosine;
+  double warmup_fraction = 0.05;
+  LossOptions loss;
+  int64_t eval_every = 0;  // steps between validation passes (0: only at the end)
+  int64_t save_every = 0;  // steps between training-state saves (0: only at the end)
+  DType export_dtype = DType::BF16;
+  bool resume = false;     // continue from out_dir/state if present
+  int64_t stop_after = 0;  // > 0: save the state and stop after this many steps of this call
+  bool quiet = false;
+};
+
+struct StepRecord {
+  int64_t step = 0;
+  int epoch = 0;
+  double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0;
+  int tokens = 0;
+  double val_loss = -1;  // < 0: not evaluated at this step
+};
+
+struct TrainSummary {
+  int64_t steps = 0;      // the step reached (== the planned total unless stopped early)
+  bool finished = false;  // the planned total was reached (and the model exported)
+  std::vector<StepRecord> history;
+  double final_val_loss = -1;
+  int train_examples = 0, skipped_lines = 0, truncated = 0, dropped = 0;
+};
+
+// Runs the whole fine-tune. Progress on stderr unless quiet. Writes into out_dir:
+// metrics.jsonl, loss.svg, state/ (resume), and model/ (the exported checkpoint), or for
+// LoRA adapter/ (PEFT format; model/ too with export_merged).
+TrainSummary run_finetune(const TrainerConfig& config);
+
+}  // namespace pg::train
