@@ -71,20 +71,8 @@ PG_AMX_ATTN inline __m512 softcap512(__m512 y2, __m512 cap, __m512 two_cap) {
 // below the max gets ~1e-38 instead of 0: nothing next to the row's sum l >= 1 (m never
 // exceeds the row's max), and no denormals reach the f32 sums.
 PG_AMX_ATTN inline __m512 exp_le8(__m512 x, __mmask16 keep) {
-  using namespace vmath;
-  x = _mm512_max_ps(x, _mm512_set1_ps(kExpLo));
-  const __m512 n =
-      _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), r);
-  __m512 p = _mm512_set1_ps(kP0);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP1));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP2));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP3));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP4));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP5));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_maskz_scalef_ps(keep, p, n);  // p * 2^n
+  // x <= 8 by construction: only the lower clamp is needed.
+  return _mm512_maskz_mov_ps(keep, vmath::exp512_clamped(_mm512_max_ps(x, _mm512_set1_ps(vmath::kExpLo))));
 }
 
 inline int dk_of(int head_dim) { return (head_dim + 31) / 32 * 32; }  // QK reduction, 32-wide k-steps

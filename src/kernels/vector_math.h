@@ -35,10 +35,9 @@ constexpr float kP4 = 1.6666665459e-1f;
 constexpr float kP5 = 5.0000001201e-1f;
 
 // ---------------------------------------------------------------- AVX-512
-PG_TARGET_AVX512 static inline __m512 exp512(__m512 x) {
-  const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kExpLo), _CMP_GE_OQ);
-  x = _mm512_min_ps(x, _mm512_set1_ps(kExpHi));
-  x = _mm512_max_ps(x, _mm512_set1_ps(kExpLo));
+// e^x for x already clamped to [kExpLo, kExpHi]: Cody-Waite reduction x = n ln2 + r, the
+// degree-7 polynomial of e^r, then p * 2^n.
+PG_TARGET_AVX512 static inline __m512 exp512_clamped(__m512 x) {
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(kLog2e)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), x);
@@ -51,7 +50,14 @@ PG_TARGET_AVX512 static inline __m512 exp512(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP5));
   const __m512 r2 = _mm512_mul_ps(r, r);
   p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_maskz_mov_ps(keep, _mm512_scalef_ps(p, n));  // p * 2^n
+  return _mm512_scalef_ps(p, n);  // p * 2^n
+}
+
+PG_TARGET_AVX512 static inline __m512 exp512(__m512 x) {
+  const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(kExpLo), _CMP_GE_OQ);
+  x = _mm512_min_ps(x, _mm512_set1_ps(kExpHi));
+  x = _mm512_max_ps(x, _mm512_set1_ps(kExpLo));
+  return _mm512_maskz_mov_ps(keep, exp512_clamped(x));
 }
 
 PG_TARGET_AVX512 static inline __m512 tanh512(__m512 x) {
