@@ -7,7 +7,8 @@ For each fixture model (default pg2_gqa_window and pg1_mqa):
      and a LoRA run with --export-merged), into a temp dir;
   2. transformers' PaliGemmaForConditionalGeneration.from_pretrained(RUN/model) (f32, eager),
      greedy generate on chelsea.png + "caption en" with output_logits;
-  3. `paligemma run --model RUN/model --dump --precision f32 --sliding-window hf` on the same inputs, and for LoRA also
+  3. `paligemma run --model RUN/model --dump --precision f32 --sliding-window hf` on the same inputs,
+     and peft.PeftModel.from_pretrained(base, RUN/adapter) (our PEFT files read by PEFT), and for LoRA also
      `paligemma run --model BASE --lora RUN/adapter --dump` (the adapter unmerged);
   4. the step logits must agree within 1e-4 of their largest value, the greedy tokens exactly,
      and the fine-tuned model must differ from the base (it was trained).
@@ -53,6 +54,29 @@ def finetune(cli: Path, model: Path, work: Path, name: str, lr: str, extra: list
     log("[finetune] " + " ".join(cmd))
     subprocess.run(cmd, check=True)
     return out
+
+
+def run_peft(name: str, base: Path, adapter: Path, out: Path, max_new_tokens: int) -> None:
+    """transformers + PEFT: the base model with our adapter loaded by peft.PeftModel (unmerged)."""
+    import torch
+    from hf_utils import prompt_inputs
+    from peft import PeftModel
+    from transformers import PaliGemmaForConditionalGeneration
+
+    from fullsize_check import PROMPT
+
+    out.mkdir(parents=True, exist_ok=True)
+    model = PaliGemmaForConditionalGeneration.from_pretrained(base, dtype=torch.float32,
+                                                              attn_implementation="eager").eval()
+    model = PeftModel.from_pretrained(model, str(adapter)).eval()
+    inputs = prompt_inputs(model.config, PHOTO, PROMPT)
+    L = inputs["input_ids"].shape[1]
+    with torch.no_grad():
+        g = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, output_logits=True,
+                           return_dict_in_generate=True, top_k=None, top_p=None, temperature=None)
+    np.save(out / "generated_ids.npy", g.sequences[0, L:].numpy().astype("<i8"))
+    np.save(out / "step_logits.npy", torch.stack([x[0] for x in g.logits]).numpy().astype("<f4"))
+    log(f"[peft] {name}: PeftModel.from_pretrained({adapter}) greedy ids {g.sequences[0, L:].tolist()}")
 
 
 def logits_agree(what: str, a_dir: Path, b_dir: Path) -> bool:
@@ -101,6 +125,10 @@ def main() -> int:
                      EXACT + ["--lora", str(lora / "adapter")])
             ok &= logits_agree(f"{name}-lora: transformers on the merged export vs ours with --lora (unmerged)",
                                lora / "hf", lora / "ours-unmerged")
+            # Our PEFT files read by PEFT itself, on transformers' base model.
+            run_peft(f"{name}-lora", base, lora / "adapter", lora / "peft", 4)
+            ok &= logits_agree(f"{name}-lora: transformers + peft with our adapter vs ours with --lora", lora / "peft",
+                               lora / "ours-unmerged")
     finally:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
