@@ -331,3 +331,54 @@ TEST(TrainOptimizer, ClipOnlyAboveTheNormAndDecayMasks) {
   EXPECT_FALSE(pg::train::decays(DecayMask::BigVisionKernels,
                                  "vision_tower.vision_model.embeddings.position_embedding.weight", m));
 }
+
+// Dropout at the model level: p = 0 is the plain model; a seed replays; the gradient with a
+// fixed mask agrees with central differences of the same (deterministic) loss on the
+// largest-gradient entries of a few tensors (float: the entries are chosen so that the
+// difference quotient is accurate to ~1%; a missing 1/(1-p) is 100% off at p = 0.5).
+TEST(TrainDropout, ReplaysAndDifferentiates) {
+  pg::test::BackendGuard guard;
+  const std::string mdir = pg::test::fixture("models/pg2_gqa_window");
+  const pg::Checkpoint ckpt = pg::Checkpoint::open(mdir);
+  const pg::ModelConfig config = pg::load_model_config(mdir);
+  const pg::Tokenizer tok = pg::Tokenizer::load(mdir + "/tokenizer.model");
+  pg::train::Parameters params = pg::train::Parameters::from_checkpoint(ckpt);
+  std::vector<TrainExample> batch(1);
+  ASSERT_TRUE(pg::train::build_sequence(tok, config, "caption en", "a cat on a sofa", 1, 0, &batch[0], nullptr));
+  batch[0].pixels = pg::preprocess_image(pg::load_image(pg::test::fixture("photos/chelsea.png")),
+                                         config.vision.image_size, pg::ResizeFilter::PilBicubic);
+  LossOptions plain;
+  LossOptions drop = plain;
+  drop.dropout = 0.5f;
+  drop.dropout_seed = 9;
+  const double l0 = pg::train::loss_and_gradients(params, config, batch, plain, nullptr).loss;
+  LossOptions zero = plain;
+  zero.dropout_seed = 9;
+  EXPECT_EQ(pg::train::loss_and_gradients(params, config, batch, zero, nullptr).loss, l0);
+  const double l1 = pg::train::loss_and_gradients(params, config, batch, drop, nullptr).loss;
+  EXPECT_EQ(pg::train::loss_and_gradients(params, config, batch, drop, nullptr).loss, l1) << "same seed, same masks";
+  EXPECT_NE(l1, l0);
+  LossOptions other = drop;
+  other.dropout_seed = 10;
+  EXPECT_NE(pg::train::loss_and_gradients(params, config, batch, other, nullptr).loss, l1);
+
+  pg::train::Parameters g = params.zeros_like();
+  pg::train::loss_and_gradients(params, config, batch, drop, &g);
+  for (const std::string name :
+       {"language_model.model.layers.1.mlp.down_proj.weight", "language_model.model.layers.2.self_attn.o_proj.weight",
+        "language_model.model.layers.0.self_attn.q_proj.weight"}) {
+    std::vector<float>& w = params.at(name).data;
+    const std::vector<float>& gw = g.at(name).data;
+    const size_t i =
+        std::max_element(gw.begin(), gw.end(), [](float a, float b) { return std::fabs(a) < std::fabs(b); }) -
+        gw.begin();
+    const float saved = w[i], h = 2e-3f;
+    w[i] = saved + h;
+    const double up = pg::train::loss_and_gradients(params, config, batch, drop, nullptr).loss;
+    w[i] = saved - h;
+    const double down = pg::train::loss_and_gradients(params, config, batch, drop, nullptr).loss;
+    w[i] = saved;
+    const double numeric = (up - down) / (2.0 * h);
+    EXPECT_NEAR(gw[i], numeric, 0.02 * std::fabs(numeric) + 1e-3) << name << "[" << i << "]";
+  }
+}

@@ -294,3 +294,30 @@ TEST(TrainLayers, ForwardsMatchInferenceKernels) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(TrainLayers, DropoutMaskAndBackward) {
+  const std::vector<uint8_t> keep = pg::train::dropout_mask(100000, 0.25f, 42);
+  int kept = 0;
+  for (uint8_t k : keep) kept += k;
+  EXPECT_NEAR(kept / 100000.0, 0.75, 0.01);
+  EXPECT_EQ(pg::train::dropout_mask(1000, 0.25f, 42), pg::train::dropout_mask(1000, 0.25f, 42)) << "reproducible";
+  EXPECT_NE(pg::train::dropout_mask(1000, 0.25f, 42), pg::train::dropout_mask(1000, 0.25f, 43));
+  for (uint8_t k : pg::train::dropout_mask(100, 0.0f, 1)) EXPECT_EQ(k, 1);
+  // y = x * keep / (1 - p) is linear: its backward is the same product, checked by differences.
+  std::mt19937 rng(10);
+  const std::vector<uint8_t> m = pg::train::dropout_mask(20, 0.5f, 3);
+  Vec x = random_vec(20, rng), g = random_vec(20, rng);
+  auto loss = [&] {
+    Vec y = x;
+    pg::train::apply_dropout(y.data(), m, 0.5f);
+    return dot(g, y);
+  };
+  Vec dx = g;
+  pg::train::apply_dropout(dx.data(), m, 0.5f);
+  check_gradient("dropout", x, dx, loss);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(dx[i], m[i] ? 2 * g[i] : 0.0);
+}
+
+}  // namespace

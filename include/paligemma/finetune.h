@@ -52,6 +52,11 @@ struct LossOptions {
   // by `total_tokens` (the whole batch's target tokens) when > 0 instead of this call's.
   double scale = 1.0;
   int total_tokens = 0;
+  // Dropout on the decoder's attention and MLP outputs before each residual add, every value
+  // independently (big_vision's Gemma `dropout`, "LLM dropout" in its PaliGemma configs);
+  // the masks come from dropout_seed and the example's index, so a step can be replayed.
+  float dropout = 0.0f;
+  uint64_t dropout_seed = 0;
 };
 
 struct LoraConfig {

@@ -57,6 +57,7 @@ int finetune(FinetuneArgs& a) {
   c.loss.final_logit_softcap = !a.no_final_softcap;
   if (c.loss.label_smoothing < 0 || c.loss.label_smoothing >= 1) throw Error("--label-smoothing must be in [0, 1)");
   if (c.warmup_fraction < 0 || c.warmup_fraction > 1) throw Error("--warmup must be in [0, 1]");
+  if (c.loss.dropout < 0 || c.loss.dropout >= 1) throw Error("--dropout must be in [0, 1)");
   const TrainSummary s = run_finetune(c);
   std::printf(
       "{\"steps\": %lld, \"final_loss\": %.6f, \"final_val_loss\": %s, \"examples\": %d, \"skipped_lines\": %d, "
@@ -103,6 +104,9 @@ Runner add_finetune_command(CLI::App& app) {
   cmd->add_option("--schedule", a->schedule, "cosine, constant or rsqrt (after the warmup)")->capture_default_str();
   cmd->add_option("--warmup", c.warmup_fraction, "Linear warmup, as a fraction of the steps")->capture_default_str();
   cmd->add_option("--label-smoothing", c.loss.label_smoothing, "Label smoothing (big_vision's rule)")
+      ->capture_default_str();
+  cmd->add_option("--dropout", c.loss.dropout,
+                  "Dropout on the decoder's attention and MLP outputs (big_vision's LLM dropout; 0: off)")
       ->capture_default_str();
   cmd->add_option(
          "--loss-reduction", a->reduction,

@@ -311,6 +311,28 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, int r
   }
 }
 
+std::vector<uint8_t> dropout_mask(int64_t n, float p, uint64_t seed) {
+  std::vector<uint8_t> keep(n, 1);
+  if (p <= 0.0f) return keep;
+  // splitmix64: a fixed, platform-independent stream.
+  uint64_t state = seed;
+  const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(p) * 18446744073709551616.0);
+  for (int64_t i = 0; i < n; ++i) {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    keep[i] = z >= threshold;
+  }
+  return keep;
+}
+
+template <typename T>
+void apply_dropout(T* x, const std::vector<uint8_t>& keep, float p) {
+  const T scale = static_cast<T>(1.0 / (1.0 - static_cast<double>(p)));
+  for (size_t i = 0; i < keep.size(); ++i) x[i] = keep[i] ? x[i] * scale : T(0);
+}
+
 template <typename T>
 double cross_entropy(const T* logits, int rows, int V, const int* targets, const T* weight, T label_smoothing,
                      T* dlogits) {
@@ -367,7 +389,8 @@ double cross_entropy(const T* logits, int rows, int V, const int* targets, const
                                      const kernels::AttentionMask&, T*, AttentionSaved<T>*);                       \
   template void attention_backward<T>(const T*, const T*, const T*, const T*, int, const kernels::AttentionShape&, \
                                       const kernels::AttentionMask&, const AttentionSaved<T>&, T*, T*, T*);        \
-  template double cross_entropy<T>(const T*, int, int, const int*, const T*, T, T*);
+  template double cross_entropy<T>(const T*, int, int, const int*, const T*, T, T*);                               \
+  template void apply_dropout<T>(T*, const std::vector<uint8_t>&, float);
 
 PG_TRAIN_INSTANTIATE(float)
 PG_TRAIN_INSTANTIATE(double)

@@ -94,6 +94,12 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, int r
                         const kernels::AttentionShape& shape, const kernels::AttentionMask& mask,
                         const AttentionSaved<T>& saved, T* dq, T* dk, T* dv);
 
+// Inverted dropout: keep[i] = 1 with probability 1 - p (a reproducible stream from `seed`),
+// y = x * keep / (1 - p). The backward is the same product applied to the gradient.
+std::vector<uint8_t> dropout_mask(int64_t n, float p, uint64_t seed);
+template <typename T>
+void apply_dropout(T* x, const std::vector<uint8_t>& keep, float p);
+
 // Cross-entropy of logits [rows, V] against targets[rows] (-1: no loss at that row), each row
 // weighted by weight[row] (the trainer sets 1 / suffix tokens of the example / examples: the
 // big_vision per-example mean then batch mean; or 1 / all target tokens: transformers' mean).

@@ -213,6 +213,7 @@ void vision_backward(const Access& A, const ModelConfig& c, const VisionState& s
 
 struct TextLayerState {
   Buf x_in, h1, rstd1, q, k, v, attn, o, o_norm_rstd, x_mid, h2, rstd2, gate, up, act, m, m_norm_rstd;
+  std::vector<uint8_t> attn_keep, mlp_keep;  // dropout masks of the two residual branches (or empty)
   AttentionSaved<float> saved;
 };
 
@@ -249,7 +250,16 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
   shape.scale = tc.query_scale();
   shape.softcap = gemma2 ? tc.attn_logit_softcap : 0.0f;
 
-  for (const TrainExample& ex : batch) {
+  if (options.dropout < 0.0f || options.dropout >= 1.0f)
+    throw Error("dropout must be in [0, 1), got " + std::to_string(options.dropout));
+  const bool dropout = options.dropout > 0.0f;
+  for (size_t b = 0; b < batch.size(); ++b) {
+    const TrainExample& ex = batch[b];
+    // Each example, layer and branch draws its own mask from (dropout_seed, b, layer, branch).
+    auto dropout_seed = [&](int layer, int branch) {
+      return options.dropout_seed * 0x9E3779B97F4A7C15ull + (static_cast<uint64_t>(b) << 32) +
+             static_cast<uint64_t>(layer) * 2 + branch;
+    };
     const int T = static_cast<int>(ex.ids.size());
     const int targets_n = ex.num_targets();
     if (ex.prefix_len < 1 || targets_n < 1)
@@ -320,10 +330,14 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
         s.o_norm_rstd.resize(T);
         rms_norm_forward(s.o.data(), T, H, A.w(lp + "post_attention_layernorm.weight"), tc.rms_norm_eps, tmp.data(),
                          s.o_norm_rstd.data());
-        add_into(x.data(), tmp.data(), x.size());
       } else {
-        add_into(x.data(), s.o.data(), x.size());
+        tmp = s.o;
       }
+      if (dropout) {
+        s.attn_keep = dropout_mask(static_cast<int64_t>(tmp.size()), options.dropout, dropout_seed(l, 0));
+        apply_dropout(tmp.data(), s.attn_keep, options.dropout);
+      }
+      add_into(x.data(), tmp.data(), x.size());
       s.x_mid = x;
       s.h2.resize(x.size());
       s.rstd2.resize(T);
@@ -341,10 +355,14 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
         s.m_norm_rstd.resize(T);
         rms_norm_forward(s.m.data(), T, H, A.w(lp + "post_feedforward_layernorm.weight"), tc.rms_norm_eps, tmp.data(),
                          s.m_norm_rstd.data());
-        add_into(x.data(), tmp.data(), x.size());
       } else {
-        add_into(x.data(), s.m.data(), x.size());
+        tmp = s.m;
       }
+      if (dropout) {
+        s.mlp_keep = dropout_mask(static_cast<int64_t>(tmp.size()), options.dropout, dropout_seed(l, 1));
+        apply_dropout(tmp.data(), s.mlp_keep, options.dropout);
+      }
+      add_into(x.data(), tmp.data(), x.size());
     }
 
     // Final norm and output layer on the rows that predict a target: row t predicts ids[t + 1].
@@ -399,13 +417,15 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
       mask.causal = true;
       mask.prefix_len = ex.prefix_len;
       mask.window = options.hf_sliding_window && tc.layer_is_sliding[l] ? tc.sliding_window : 0;
-      // MLP branch.
+      // MLP branch: its output (after the dropout mask) was added to the residual.
+      Buf dbranch = dx;
+      if (dropout) apply_dropout(dbranch.data(), s.mlp_keep, options.dropout);
       if (gemma2) {
         std::fill(dm.begin(), dm.end(), 0.0f);
-        rms_norm_backward(dx.data(), s.m.data(), T, H, A.w(lp + "post_feedforward_layernorm.weight"),
+        rms_norm_backward(dbranch.data(), s.m.data(), T, H, A.w(lp + "post_feedforward_layernorm.weight"),
                           s.m_norm_rstd.data(), dm.data(), A.d(lp + "post_feedforward_layernorm.weight"));
       } else {
-        dm = dx;
+        dm = dbranch;
       }
       dact.assign(s.act.size(), 0.0f);
       A.linear_bwd(dm.data(), s.act.data(), lp + "mlp.down_proj.weight", T, I, H, dact.data(), nullptr);
@@ -419,12 +439,14 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
       rms_norm_backward(dh.data(), s.x_mid.data(), T, H, A.w(lp + mlp_norm), s.rstd2.data(), dx.data(),
                         A.d(lp + mlp_norm));
       // Attention branch.
+      dbranch = dx;
+      if (dropout) apply_dropout(dbranch.data(), s.attn_keep, options.dropout);
       if (gemma2) {
         std::fill(dnorm.begin(), dnorm.end(), 0.0f);
-        rms_norm_backward(dx.data(), s.o.data(), T, H, A.w(lp + "post_attention_layernorm.weight"),
+        rms_norm_backward(dbranch.data(), s.o.data(), T, H, A.w(lp + "post_attention_layernorm.weight"),
                           s.o_norm_rstd.data(), dnorm.data(), A.d(lp + "post_attention_layernorm.weight"));
       } else {
-        dnorm = dx;
+        dnorm = dbranch;
       }
       dattn.assign(s.attn.size(), 0.0f);
       A.linear_bwd(dnorm.data(), s.attn.data(), lp + "self_attn.o_proj.weight", T, q_dim, H, dattn.data(), nullptr);

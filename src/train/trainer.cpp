@@ -78,6 +78,7 @@ double mean_loss(const Parameters& params, const ModelConfig& config, const std:
                                       examples.begin() + std::min(examples.size(), i + static_cast<size_t>(batch)));
     LossOptions o = options;
     o.reduction = LossReduction::PerExample;
+    o.dropout = 0.0f;  // evaluation is deterministic
     for (double l : loss_and_gradients(params, config, b, o, nullptr, lora).example_loss) sum += l;
   }
   return sum / static_cast<double>(examples.size());
@@ -106,7 +107,8 @@ nlohmann::json run_identity(const TrainerConfig& c, int examples) {
                                                                       {"vision", c.lora.vision},
                                                                       {"seed", c.lora.seed}}
                                                      : nlohmann::json()},
-          {"optimizer", static_cast<int>(c.optimizer.kind)}};
+          {"optimizer", static_cast<int>(c.optimizer.kind)},
+          {"dropout", c.loss.dropout}};
 }
 
 }  // namespace
@@ -244,6 +246,9 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
       LossOptions o = tc.loss;
       o.scale = static_cast<double>(part.size()) / count;
       o.total_tokens = tokens;
+      // Dropout masks from (seed, step, micro-batch): a resumed run draws the same ones.
+      o.dropout_seed = (tc.seed + 1) * 0xD1B54A32D192ED03ull + static_cast<uint64_t>(step) * 0x100000001B3ull +
+                       static_cast<uint64_t>(m0);
       loss += (use_lora ? loss_and_gradients(params, config, part, o, nullptr, &lora, &grads)
                         : loss_and_gradients(params, config, part, o, &grads))
                   .loss;
