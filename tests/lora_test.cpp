@@ -244,3 +244,39 @@ TEST(Lora, TrainerTrainsOnlyTheAdapters) {
 }
 
 }  // namespace
+
+namespace {
+
+// The frozen base read in place (views into the mapped checkpoint, multiplied by the
+// kernels) gives the adapters the same loss and gradients as an f32 copy of it.
+TEST(Lora, FrozenBaseInPlaceMatchesACopy) {
+  pg::test::BackendGuard guard;
+  pg::set_precision(pg::Precision::F32);
+  const Fixture f;
+  const auto batch = two_examples(f);
+  const pg::train::Parameters views = pg::train::Parameters::from_checkpoint(
+      f.ckpt, [](const std::string& n) { return n.find("position_embedding") == std::string::npos; });
+  EXPECT_EQ(views.views().size(), 6u * f.config.vision.num_layers + 7u * f.config.text.num_layers + 2)
+      << "every linear, the projector and the embedding";
+  EXPECT_LT(views.total_numel(), f.base.total_numel() / 10) << "only small tensors are copied";
+  const pg::train::LoraAdapters lora = random_adapters(f.base, true);
+  pg::train::LossOptions o;
+  pg::train::Parameters g_copy = lora.tensors.zeros_like(), g_view = lora.tensors.zeros_like();
+  const double l_copy = pg::train::loss_and_gradients(f.base, f.config, batch, o, nullptr, &lora, &g_copy).loss;
+  const double l_view = pg::train::loss_and_gradients(views, f.config, batch, o, nullptr, &lora, &g_view).loss;
+  EXPECT_NEAR(l_view, l_copy, 1e-5 * std::fabs(l_copy));
+  for (const auto& [name, t] : g_copy.tensors()) {
+    double scale = 0, worst = 0;
+    for (float v : t.data) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+    const auto& other = g_view.at(name).data;
+    for (size_t i = 0; i < t.data.size(); ++i)
+      worst = std::max(worst, static_cast<double>(std::fabs(t.data[i] - other[i])));
+    EXPECT_LE(worst, 1e-4 * scale + 1e-9) << name;
+  }
+  // Merging materialises only the adapted weights.
+  pg::train::Parameters merged = views;
+  pg::train::merge_lora(lora, merged);
+  EXPECT_LT(merged.views().size(), views.views().size());
+}
+
+}  // namespace

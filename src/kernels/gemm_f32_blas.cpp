@@ -30,4 +30,24 @@ void gemm_f32_blas(const float* x, int M, const WeightMatrix& w, float* y) {
   }
 }
 
+void gemm_f32_blas_transposed_add(const float* dy, int M, const WeightMatrix& w, float* dx) {
+  const int64_t N = w.rows, K = w.cols;
+  if (w.format == WeightFormat::F32) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, static_cast<int>(K), static_cast<int>(N), 1.0f, dy,
+                static_cast<int>(N), static_cast<const float*>(w.data), static_cast<int>(K), 1.0f, dx,
+                static_cast<int>(K));
+    return;
+  }
+  constexpr int64_t kPanelRows = 512;
+  std::vector<float> panel(std::min(N, kPanelRows) * K);
+  for (int64_t n0 = 0; n0 < N; n0 += kPanelRows) {
+    const int64_t rows = std::min(kPanelRows, N - n0);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) dequantize_rows_f32(w, n0 + r, 1, panel.data() + r * K);
+    // dx[M, K] += dy[:, n0 .. n0 + rows] panel[rows, K]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, static_cast<int>(K), static_cast<int>(rows), 1.0f,
+                dy + n0, static_cast<int>(N), panel.data(), static_cast<int>(K), 1.0f, dx, static_cast<int>(K));
+  }
+}
+
 }  // namespace pg::kernels::detail

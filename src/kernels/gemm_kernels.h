@@ -37,6 +37,9 @@ void gemv_vnni(const QuantizedActivations& x, const WeightMatrix& w, int64_t n0,
 // Many rows, f32: weights widened one panel at a time, multiplied by OpenBLAS sgemm (which
 // threads itself). Covers all N rows.
 void gemm_f32_blas(const float* x, int M, const WeightMatrix& w, float* y);
+// The transposed product for backward passes: dx[M, K] += dy[M, N] W[N, K], f32, W widened
+// one panel at a time.
+void gemm_f32_blas_transposed_add(const float* dy, int M, const WeightMatrix& w, float* dx);
 
 // Many rows, bf16 products with f32 accumulation. The activations are prepared once per
 // call by the dispatcher (PackedActivations), then every thread multiplies its weight rows.

@@ -120,10 +120,14 @@ void matmul(const float* x, int M, const WeightMatrix& w, const float* bias, flo
   if (M <= 0 || w.rows <= 0) return;
   const KernelPath path = kernel_path();
   enum class Route { Reference, Small, Bf16, F32 } route;
-  if (path == KernelPath::Reference) route = Route::Reference;
-  else if (M <= kSmallRows) route = Route::Small;
-  else if (precision() == Precision::BF16 && bf16_supported(path)) route = Route::Bf16;
-  else route = Route::F32;
+  if (path == KernelPath::Reference)
+    route = Route::Reference;
+  else if (M <= kSmallRows)
+    route = Route::Small;
+  else if (precision() == Precision::BF16 && bf16_supported(path))
+    route = Route::Bf16;
+  else
+    route = Route::F32;
   static const char* const kNames[] = {"matmul.reference", "matmul.few_rows", "matmul.bf16", "matmul.f32"};
   profile::Scope scope(region ? region : kNames[static_cast<int>(route)], 2.0 * M * w.rows * w.cols,
                        static_cast<double>(w.total_bytes()));
@@ -131,11 +135,24 @@ void matmul(const float* x, int M, const WeightMatrix& w, const float* bias, flo
     case Route::Reference:
       parallel_rows(w.rows, 16, [&](int64_t n0, int64_t n1) { detail::gemm_reference(x, M, w, n0, n1, y, w.rows); });
       break;
-    case Route::Small: small_rows(x, M, w, y, path); break;
-    case Route::Bf16: bf16_rows(x, M, w, y, path); break;
-    case Route::F32: detail::gemm_f32_blas(x, M, w, y); break;
+    case Route::Small:
+      small_rows(x, M, w, y, path);
+      break;
+    case Route::Bf16:
+      bf16_rows(x, M, w, y, path);
+      break;
+    case Route::F32:
+      detail::gemm_f32_blas(x, M, w, y);
+      break;
   }
   add_bias(bias, M, w.rows, y);
+}
+
+void matmul_transposed_add(const float* dy, int M, const WeightMatrix& w, float* dx) {
+  if (w.empty()) throw Error("matmul: weight " + w.name + " has no data");
+  if (M <= 0 || w.rows <= 0) return;
+  profile::Scope scope("matmul.transposed", 2.0 * M * w.rows * w.cols, static_cast<double>(w.total_bytes()));
+  detail::gemm_f32_blas_transposed_add(dy, M, w, dx);
 }
 
 }  // namespace pg::kernels

@@ -16,6 +16,10 @@ namespace pg::kernels {
 void matmul(const float* x, int M, const WeightMatrix& weight, const float* bias, float* y,
             const char* region = nullptr);
 
+// dx[M, K] += dy[M, N] W[N, K] for a weight of any format, in f32 (the input gradient of a
+// linear layer whose weight is frozen in the checkpoint; training's backward pass).
+void matmul_transposed_add(const float* dy, int M, const WeightMatrix& weight, float* dx);
+
 // Rows at or below this count take the bandwidth-bound (decode) kernels.
 constexpr int kSmallRows = 8;
 

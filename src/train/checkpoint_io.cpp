@@ -4,6 +4,7 @@
 
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
+#include "kernels/quantize.h"
 #include "paligemma/error.h"
 #include "paligemma/safetensors_writer.h"
 
@@ -19,6 +20,11 @@ void export_hf_checkpoint(const Parameters& params, const Checkpoint& source, DT
   w.set_metadata("format", "pt");
   for (const auto& [name, t] : params.tensors())
     w.add_f32(source.has(name) ? source.stored_name_of(name) : name, dtype, t.shape, t.data);
+  for (const auto& [name, v] : params.views()) {  // frozen matrices, widened one at a time
+    std::vector<float> values(static_cast<size_t>(v.rows) * v.cols);
+    kernels::dequantize_rows_f32(v, 0, v.rows, values.data());
+    w.add_f32(source.has(name) ? source.stored_name_of(name) : name, dtype, {v.rows, v.cols}, values);
+  }
   // One file: remove shards of an earlier export so the directory holds one checkpoint.
   for (const auto& e : fs::directory_iterator(out_dir)) {
     const std::string f = e.path().filename().string();

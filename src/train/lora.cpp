@@ -38,8 +38,8 @@ std::string hf_module_path(const std::string& canonical_weight) {
 std::vector<std::string> lora_target_weights(const Parameters& base, const LoraConfig& config) {
   const std::set<std::string> targets(config.targets.begin(), config.targets.end());
   std::vector<std::string> out;
-  for (const auto& [name, t] : base.tensors()) {
-    if (t.shape.size() != 2 || name.size() < 7 || name.compare(name.size() - 7, 7, ".weight") != 0) continue;
+  for (const std::string& name : base.names()) {
+    if (base.shape(name).size() != 2 || name.size() < 7 || name.compare(name.size() - 7, 7, ".weight") != 0) continue;
     const bool text = starts_with(name, "language_model.model.layers.");
     const bool vision = config.vision && starts_with(name, "vision_tower.vision_model.encoder.layers.");
     if (!text && !vision) continue;
@@ -60,7 +60,8 @@ LoraAdapters init_lora(const Parameters& base, const LoraConfig& config) {
   const std::vector<std::string> weights = lora_target_weights(base, config);
   if (weights.empty()) throw Error("LoRA: no weight of this checkpoint matches the targets");
   for (const std::string& w : weights) {
-    const int64_t out = base.at(w).shape[0], in = base.at(w).shape[1];
+    const std::vector<int64_t> shape = base.shape(w);
+    const int64_t out = shape[0], in = shape[1];
     // PEFT: nn.init.kaiming_uniform_(A, a=sqrt(5)) -> bound = sqrt(6 / ((1 + 5) * in)) = 1 / sqrt(in).
     const double bound = 1.0 / std::sqrt(static_cast<double>(in));
     std::uniform_real_distribution<double> u(-bound, bound);
@@ -82,7 +83,7 @@ void merge_lora(const LoraAdapters& lora, Parameters& base) {
   for (const auto& [key, t] : lora.tensors.tensors()) {
     if (key.size() < 7 || key.compare(key.size() - 7, 7, "@lora_A") != 0) continue;
     const std::string w = key.substr(0, key.size() - 7);
-    Tensor& W = base.at(w);
+    Tensor& W = base.materialize(w);
     const int64_t out = W.shape[0], in = W.shape[1];
     const float* A = lora.a(w);
     const float* B = lora.b(w);
@@ -123,7 +124,7 @@ void save_peft(const LoraAdapters& lora, const std::string& base_model, const st
 
 LoraAdapters load_peft(const std::string& dir, const Parameters& base) {
   std::map<std::string, std::vector<int64_t>> shapes;
-  for (const auto& [name, t] : base.tensors()) shapes[name] = t.shape;
+  for (const std::string& name : base.names()) shapes[name] = base.shape(name);
   return load_peft(dir, shapes);
 }
 

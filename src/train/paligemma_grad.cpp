@@ -7,7 +7,9 @@
 #include <cmath>
 
 #include "kernels/attention.h"
+#include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/quantize.h"
 #include "paligemma/error.h"
 #include "train/layers.h"
 #include "train/lora.h"
@@ -30,7 +32,10 @@ struct Access {
 
   // y = x W^T + b, plus s (x A^T) B^T with an adapter on W.
   void linear_fwd(const float* x, int M, int K, const std::string& weight, const float* bias, int N, float* y) const {
-    linear_forward<float>(x, M, K, w(weight), bias, N, y);
+    if (const kernels::WeightMatrix* v = p.view(weight))  // frozen, in the checkpoint
+      kernels::matmul(x, M, *v, bias, y);
+    else
+      linear_forward<float>(x, M, K, w(weight), bias, N, y);
     if (!lora || !lora->has(weight)) return;
     const int r = lora->config.rank;
     std::vector<float> xa(static_cast<size_t>(M) * r), delta(static_cast<size_t>(M) * N);
@@ -43,7 +48,14 @@ struct Access {
   // trains; with an adapter, dB += s dy^T (x A^T), dA += s (dy B)^T x.
   void linear_bwd(const float* dy, const float* x, const std::string& weight, int M, int K, int N, float* dx,
                   float* dbias) const {
-    linear_backward<float>(dy, x, w(weight), M, K, N, dx, d(weight), dbias);
+    if (const kernels::WeightMatrix* v = p.view(weight)) {  // frozen: only the input gradient
+      if (dx) kernels::matmul_transposed_add(dy, M, *v, dx);
+      if (dbias)
+        for (int m = 0; m < M; ++m)
+          for (int n = 0; n < N; ++n) dbias[n] += dy[static_cast<int64_t>(m) * N + n];
+    } else {
+      linear_backward<float>(dy, x, w(weight), M, K, N, dx, d(weight), dbias);
+    }
     if (!lora || !lora->has(weight)) return;
     const int r = lora->config.rank;
     const float s = static_cast<float>(lora->config.scale());
@@ -291,6 +303,11 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
         continue;
       }
       if (id < 0 || id >= V) throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
+      if (const kernels::WeightMatrix* v = params.view(tp + "embed_tokens.weight")) {
+        kernels::dequantize_rows_f32(*v, id, 1, row);
+        for (int i = 0; i < H; ++i) row[i] *= normalizer;
+        continue;
+      }
       const float* e = A.w(tp + "embed_tokens.weight") + static_cast<int64_t>(id) * H;
       for (int i = 0; i < H; ++i) row[i] = e[i] * normalizer;
     }

@@ -3,10 +3,12 @@
 // (pg::Checkpoint's names: language_model.model.*, vision_tower.*, multi_modal_projector.*),
 // and the same structure for gradients and optimizer moments.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "kernels/weight_matrix.h"
 #include "paligemma/checkpoint.h"
 
 namespace pg::train {
@@ -19,13 +21,29 @@ struct Tensor {
 
 class Parameters {
  public:
-  // Every tensor of the checkpoint widened to f32. Throws for quantised (int8 / q4) tensors:
-  // full fine-tuning needs float weights.
-  static Parameters from_checkpoint(const Checkpoint& checkpoint);
+  // Every tensor of the checkpoint widened to f32, except the matrices `in_place` selects
+  // (frozen ones): those stay in the mapped checkpoint as views, read by the kernels, so a
+  // frozen base costs its stored bytes, not an f32 copy. The checkpoint must outlive the
+  // views. Throws for quantised (int8 / q4) tensors.
+  static Parameters from_checkpoint(const Checkpoint& checkpoint,
+                                    const std::function<bool(const std::string&)>& in_place = nullptr);
   // The same names and shapes, all zero.
   Parameters zeros_like() const;
 
-  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  bool has(const std::string& name) const { return tensors_.count(name) != 0 || views_.count(name) != 0; }
+  // A frozen matrix kept in the checkpoint, or null.
+  const kernels::WeightMatrix* view(const std::string& name) const {
+    auto it = views_.find(name);
+    return it == views_.end() ? nullptr : &it->second;
+  }
+  const std::map<std::string, kernels::WeightMatrix>& views() const { return views_; }
+  void add_view(const std::string& name, const kernels::WeightMatrix& w) { views_[name] = w; }
+  // Every name, tensors and views.
+  std::vector<std::string> names() const;
+  // The shape of a tensor or view.
+  std::vector<int64_t> shape(const std::string& name) const;
+  // A view widened into an f32 tensor (in place of the view); a tensor as it is.
+  Tensor& materialize(const std::string& name);
   // Throw pg::Error naming the tensor when absent.
   Tensor& at(const std::string& name);
   const Tensor& at(const std::string& name) const;
@@ -40,6 +58,7 @@ class Parameters {
 
  private:
   std::map<std::string, Tensor> tensors_;
+  std::map<std::string, kernels::WeightMatrix> views_;
 };
 
 }  // namespace pg::train

@@ -21,15 +21,17 @@
 namespace pg::train {
 namespace fs = std::filesystem;
 
+bool is_trainable(const std::string& name, TrainableSet set) {
+  const bool vision = name.rfind("vision_tower.", 0) == 0;
+  const bool attention = name.rfind("language_model.", 0) == 0 && name.find(".self_attn.") != std::string::npos;
+  return set == TrainableSet::Full || (set == TrainableSet::FrozenVision && !vision) ||
+         (set == TrainableSet::AttentionOnly && attention);
+}
+
 std::vector<std::string> trainable_names(const Parameters& params, TrainableSet set) {
   std::vector<std::string> out;
-  for (const auto& [name, t] : params.tensors()) {
-    const bool vision = name.rfind("vision_tower.", 0) == 0;
-    const bool attention = name.rfind("language_model.", 0) == 0 && name.find(".self_attn.") != std::string::npos;
-    if (set == TrainableSet::Full || (set == TrainableSet::FrozenVision && !vision) ||
-        (set == TrainableSet::AttentionOnly && attention))
-      out.push_back(name);
-  }
+  for (const auto& [name, t] : params.tensors())
+    if (is_trainable(name, set)) out.push_back(name);
   return out;
 }
 
@@ -155,7 +157,11 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
 
   fs::create_directories(tc.out_dir);
   const std::string state_dir = tc.out_dir + "/state";
-  Parameters params = Parameters::from_checkpoint(ckpt);
+  // Frozen matrices stay in the mapped checkpoint (read by the kernels); only what trains,
+  // and the small tensors read directly (norms, biases, position embedding), are f32 copies.
+  Parameters params = Parameters::from_checkpoint(ckpt, [&](const std::string& name) {
+    return name.find("position_embedding") == std::string::npos && !is_trainable(name, tc.trainable);
+  });
   // What the optimizer updates: the model's own tensors, or the LoRA adapters (base frozen).
   const bool use_lora = tc.trainable == TrainableSet::Lora;
   LoraAdapters lora;
@@ -176,7 +182,9 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
     if (state["run"] != identity)
       throw Error("cannot resume from " + state_dir + ": it belongs to a different run (" + state["run"].dump() +
                   ", this run: " + identity.dump() + ")");
-    trained = load_parameters(state_dir + "/params.safetensors");
+    // The saved tensors replace ours by name (frozen views stay as they are).
+    Parameters saved = load_parameters(state_dir + "/params.safetensors");
+    for (auto& [name, t] : saved.tensors()) trained.at(name) = std::move(t);
     if (tc.optimizer.kind == OptimizerKind::Adam) {
       optimizer.first_moment() = load_parameters(state_dir + "/adam_m.safetensors");
       optimizer.second_moment() = load_parameters(state_dir + "/adam_v.safetensors");
@@ -219,9 +227,11 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
   summary.steps = start;
   if (!tc.quiet)
     std::fprintf(stderr,
-                 "finetune: %d examples, %lld steps (%lld per epoch), batch %d (%d x %d), %zu of %zu tensors train\n",
+                 "finetune: %d examples, %lld steps (%lld per epoch), batch %d (%d x %d), training %zu tensors "
+                 "(%.1f M values)%s; %zu frozen matrices read in place\n",
                  n, (long long)total, (long long)steps_per_epoch, tc.batch_size, tc.grad_accum,
-                 tc.batch_size / tc.grad_accum, names.size(), params.tensors().size());
+                 tc.batch_size / tc.grad_accum, names.size(), static_cast<double>(trained.total_numel()) / 1e6,
+                 use_lora ? " of LoRA adapters" : "", params.views().size());
   const auto t0 = std::chrono::steady_clock::now();
   int cached_epoch = -1;
   std::vector<int> order;
@@ -283,7 +293,7 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
     if (!tc.quiet) {
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double eta = elapsed / static_cast<double>(step + 1 - start) * static_cast<double>(total - step - 1);
-      std::fprintf(stderr, "step %lld/%lld  loss %.4f%s  lr %.2e  |g| %.3g  %.0f tok/s  ETA %s\n", (long long)rec.step,
+      std::fprintf(stderr, "step %lld/%lld  loss %.4f%s  lr %.2e  |g| %.3g  %.3g tok/s  ETA %s\n", (long long)rec.step,
                    (long long)total, rec.loss,
                    rec.val_loss >= 0 ? ("  val " + std::to_string(rec.val_loss)).c_str() : "", rec.lr, rec.grad_norm,
                    rec.tokens_per_s, clock_string(eta).c_str());

@@ -15,7 +15,8 @@
 
 namespace pg::train {
 
-// The names of the tensors a TrainableSet updates.
+// Whether a TrainableSet updates the tensor `name`; the names of those tensors in params.
+bool is_trainable(const std::string& name, TrainableSet set);
 std::vector<std::string> trainable_names(const Parameters& params, TrainableSet set);
 
 }  // namespace pg::train
