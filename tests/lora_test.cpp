@@ -18,6 +18,7 @@
 #include "paligemma/generate.h"
 #include "paligemma/image.h"
 #include "paligemma/model.h"
+#include "paligemma/quantize.h"
 #include "paligemma/tokenizer.h"
 #include "test_util.h"
 #include "train/checkpoint_io.h"
@@ -277,6 +278,91 @@ TEST(Lora, FrozenBaseInPlaceMatchesACopy) {
   pg::train::Parameters merged = views;
   pg::train::merge_lora(lora, merged);
   EXPECT_LT(merged.views().size(), views.views().size());
+}
+
+}  // namespace
+
+namespace {
+
+// QLoRA: a quantised base (int8 here, q4 in the trainer run) is a frozen view; the adapters
+// get the loss and gradients of an f32 copy of the same dequantised weights.
+TEST(Lora, QuantisedBaseMatchesItsDequantisedCopy) {
+  pg::test::BackendGuard guard;
+  pg::set_precision(pg::Precision::F32);
+  const Fixture f;
+  pg::test::TempDir dir;
+  pg::QuantizeOptions q;
+  q.text = q.vision = q.embedding = pg::QuantType::Int8;
+  pg::quantize_checkpoint(f.dir, dir.file("int8"), q);
+  const pg::Checkpoint qckpt = pg::Checkpoint::open(dir.file("int8"));
+  auto frozen = [](const std::string& n) { return n.find("position_embedding") == std::string::npos; };
+  const pg::train::Parameters qbase = pg::train::Parameters::from_checkpoint(qckpt, f.config, frozen);
+  int quantised = 0;
+  for (const auto& [name, v] : qbase.views()) quantised += v.format == pg::kernels::WeightFormat::Int8;
+  EXPECT_EQ(quantised, 6 * f.config.vision.num_layers + 7 * f.config.text.num_layers + 2);
+  pg::train::Parameters copy = qbase;
+  for (const std::string& name : qbase.names())
+    if (qbase.view(name)) copy.materialize(name);
+  EXPECT_TRUE(copy.views().empty());
+  const auto batch = two_examples(f);
+  const pg::train::LoraAdapters lora = random_adapters(f.base, false);
+  pg::train::LossOptions o;
+  pg::train::Parameters g_view = lora.tensors.zeros_like(), g_copy = lora.tensors.zeros_like();
+  const double l_view = pg::train::loss_and_gradients(qbase, f.config, batch, o, nullptr, &lora, &g_view).loss;
+  const double l_copy = pg::train::loss_and_gradients(copy, f.config, batch, o, nullptr, &lora, &g_copy).loss;
+  EXPECT_NEAR(l_view, l_copy, 1e-5 * std::fabs(l_copy));
+  for (const auto& [name, t] : g_copy.tensors()) {
+    double scale = 0, worst = 0;
+    for (float v : t.data) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+    for (size_t i = 0; i < t.data.size(); ++i)
+      worst = std::max(worst, static_cast<double>(std::fabs(t.data[i] - g_view.at(name).data[i])));
+    EXPECT_LE(worst, 1e-4 * scale + 1e-9) << name;
+  }
+  // A quantised matrix cannot itself train.
+  EXPECT_NE(pg::test::error_of([&] {
+              pg::train::Parameters::from_checkpoint(qckpt, f.config, [](const std::string&) { return false; });
+            }).find("cannot train"),
+            std::string::npos);
+}
+
+TEST(Lora, TrainsOnAQ4BaseAndRunsUnmerged) {
+  pg::test::BackendGuard guard;
+  pg::set_precision(pg::Precision::F32);
+  const Fixture f;
+  pg::test::TempDir dir;
+  pg::QuantizeOptions q;
+  q.text = q.vision = q.embedding = pg::QuantType::Q4;
+  pg::quantize_checkpoint(f.dir, dir.file("q4"), q);
+  fs::copy_file(pg::test::fixture("photos/chelsea.png"), dir.file("chelsea.png"));
+  std::ofstream(dir.file("train.jsonl")) << R"({"image": "chelsea.png", "prefix": "caption en", "suffix": "a cat"})"
+                                         << "\n";
+  pg::train::TrainerConfig c;
+  c.model_dir = dir.file("q4");
+  c.train_path = dir.file("train.jsonl");
+  c.out_dir = dir.file("run");
+  c.batch_size = 1;
+  c.max_steps = 20;
+  c.optimizer.lr = 1e-2;
+  c.schedule = pg::train::ScheduleKind::Constant;
+  c.warmup_fraction = 0;
+  c.trainable = pg::train::TrainableSet::Lora;
+  c.quiet = true;
+  const auto s = pg::train::run_finetune(c);
+  EXPECT_LT(s.history.back().loss, 0.5 * s.history.front().loss);
+  pg::ModelOptions mo;
+  mo.lora_dir = dir.file("run/adapter");
+  auto model = pg::Model::load(dir.file("q4"), mo);
+  pg::Request r;
+  r.pixels.push_back(pg::preprocess_image(pg::load_image(dir.file("chelsea.png")), f.config.vision.image_size,
+                                          pg::ResizeFilter::PilBicubic));
+  r.prompt = "caption en";
+  pg::GenerationOptions g;
+  g.max_new_tokens = 8;
+  EXPECT_EQ(pg::generate(*model, {r}, g)[0].text, "a cat") << "the adapter learned the answer on the q4 base";
+  // Full fine-tuning of a quantised checkpoint is refused with a clear message.
+  c.trainable = pg::train::TrainableSet::Full;
+  c.out_dir = dir.file("full");
+  EXPECT_NE(pg::test::error_of([&] { pg::train::run_finetune(c); }).find("cannot train"), std::string::npos);
 }
 
 }  // namespace

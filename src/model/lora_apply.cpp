@@ -22,9 +22,6 @@ void apply_linear(const Linear& linear, const float* x, int M, float* y) {
 }
 
 void attach_lora(const std::string& dir, const Checkpoint& ckpt, Model::Weights& w) {
-  std::map<std::string, std::vector<int64_t>> shapes;
-  for (const std::string& n : ckpt.names()) shapes[n] = ckpt.get(n).shape;
-  const train::LoraAdapters adapters = train::load_peft(dir, shapes);
   // Canonical weight name -> the Linear holding it.
   std::map<std::string, Linear*> linears;
   const std::string vp = "vision_tower.vision_model.encoder.layers.", tp = "language_model.model.layers.";
@@ -52,6 +49,11 @@ void attach_lora(const std::string& dir, const Checkpoint& ckpt, Model::Weights&
       linears[p + name + ".weight"] = lin;
   }
   linears["multi_modal_projector.linear.weight"] = &w.projector;
+  // The logical shapes (a quantised tensor's stored shape is its packed layout).
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& [name, lin] : linears) shapes[name] = {lin->weight.rows, lin->weight.cols};
+  (void)ckpt;
+  const train::LoraAdapters adapters = train::load_peft(dir, shapes);
   for (const auto& [key, t] : adapters.tensors.tensors()) {
     if (key.size() < 7 || key.compare(key.size() - 7, 7, "@lora_A") != 0) continue;
     const std::string weight = key.substr(0, key.size() - 7);

@@ -3,7 +3,9 @@
 #include <algorithm>
 
 #include "kernels/quantize.h"
+#include "model/weights.h"
 #include "paligemma/error.h"
+#include "paligemma/quantize.h"
 
 namespace pg::train {
 
@@ -21,6 +23,53 @@ Parameters Parameters::from_checkpoint(const Checkpoint& checkpoint,
       p.views_[name] = w;
       continue;
     }
+    Tensor out;
+    out.shape = t.shape;
+    out.data.resize(t.numel());
+    convert_to_f32(t.dtype, t.data, 0, out.data.size(), out.data.data());
+    p.tensors_[name] = std::move(out);
+  }
+  return p;
+}
+
+Parameters Parameters::from_checkpoint(const Checkpoint& checkpoint, const ModelConfig& config,
+                                       const std::function<bool(const std::string&)>& in_place) {
+  bool quantised = false;
+  for (const std::string& name : checkpoint.names()) {
+    const DType d = checkpoint.get(name).dtype;
+    quantised |= d == DType::I8 || d == DType::U8;
+  }
+  if (!quantised) return from_checkpoint(checkpoint, in_place);
+  // Every matrix as the inference engine binds it (validated against the config).
+  const auto weights = load_weights(checkpoint, config);
+  std::map<std::string, kernels::WeightMatrix> matrices;
+  auto add = [&](const kernels::WeightMatrix& w) {
+    if (!w.empty()) matrices[w.name] = w;
+  };
+  for (const auto& L : weights->vision)
+    for (const Linear* l : {&L.q, &L.k, &L.v, &L.out, &L.fc1, &L.fc2}) add(l->weight);
+  add(weights->projector.weight);
+  add(weights->embed);
+  add(weights->lm_head);
+  for (const auto& L : weights->text)
+    for (const Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) add(l->weight);
+  Parameters p;
+  for (const std::string& name : checkpoint.names()) {
+    const std::string scale_suffix = kQuantScaleSuffix;
+    if (name.size() > scale_suffix.size() &&
+        name.compare(name.size() - scale_suffix.size(), scale_suffix.size(), scale_suffix) == 0)
+      continue;  // a quantised matrix's scales: part of its view
+    auto m = matrices.find(name);
+    const bool is_quantised = m != matrices.end() && (m->second.format == kernels::WeightFormat::Int8 ||
+                                                      m->second.format == kernels::WeightFormat::Q4);
+    if (is_quantised || (m != matrices.end() && in_place && in_place(name))) {
+      if (is_quantised && in_place && !in_place(name))
+        throw Error("tensor " + name + " is quantised (" + kernels::weight_format_name(m->second.format) +
+                    ") and cannot train: train adapters (LoRA) on a quantised base, or use the float checkpoint");
+      p.views_[name] = m->second;
+      continue;
+    }
+    const TensorView& t = checkpoint.get(name);
     Tensor out;
     out.shape = t.shape;
     out.data.resize(t.numel());

@@ -10,6 +10,7 @@
 
 #include "kernels/weight_matrix.h"
 #include "paligemma/checkpoint.h"
+#include "paligemma/config.h"
 
 namespace pg::train {
 
@@ -27,6 +28,12 @@ class Parameters {
   // views. Throws for quantised (int8 / q4) tensors.
   static Parameters from_checkpoint(const Checkpoint& checkpoint,
                                     const std::function<bool(const std::string&)>& in_place = nullptr);
+  // The same for a checkpoint that may be quantised (`paligemma quantize`: int8 / q4
+  // matrices with their scales): the linears and the embedding are bound as the inference
+  // engine binds them (shapes from the config), quantised ones always as views: a frozen
+  // quantised base (QLoRA). Throws when a quantised matrix would have to train.
+  static Parameters from_checkpoint(const Checkpoint& checkpoint, const ModelConfig& config,
+                                    const std::function<bool(const std::string&)>& in_place);
   // The same names and shapes, all zero.
   Parameters zeros_like() const;
 

@@ -159,7 +159,7 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
   const std::string state_dir = tc.out_dir + "/state";
   // Frozen matrices stay in the mapped checkpoint (read by the kernels); only what trains,
   // and the small tensors read directly (norms, biases, position embedding), are f32 copies.
-  Parameters params = Parameters::from_checkpoint(ckpt, [&](const std::string& name) {
+  Parameters params = Parameters::from_checkpoint(ckpt, config, [&](const std::string& name) {
     return name.find("position_embedding") == std::string::npos && !is_trainable(name, tc.trainable);
   });
   // What the optimizer updates: the model's own tensors, or the LoRA adapters (base frozen).
