@@ -37,7 +37,7 @@ int finetune(FinetuneArgs& a) {
   c.schedule = pick<ScheduleKind>(
       "--schedule", a.schedule,
       {{"cosine", ScheduleKind::Cosine}, {"constant", ScheduleKind::Constant}, {"rsqrt", ScheduleKind::Rsqrt}});
-  c.trainable = pick<TrainableSet>("--train", a.trainable,
+  c.trainable = pick<TrainableSet>("--train-set", a.trainable,
                                    {{"full", TrainableSet::Full},
                                     {"frozen-vision", TrainableSet::FrozenVision},
                                     {"attention", TrainableSet::AttentionOnly},
