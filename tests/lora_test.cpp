@@ -50,6 +50,18 @@ std::vector<pg::train::TrainExample> two_examples(const Fixture& f) {
   return batch;
 }
 
+// Every tensor of `got` within 1e-4 of the largest value of the same tensor in `want`.
+void expect_gradients_close(const pg::train::Parameters& want, const pg::train::Parameters& got) {
+  for (const auto& [name, t] : want.tensors()) {
+    double scale = 0, worst = 0;
+    for (float v : t.data) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+    const auto& other = got.at(name).data;
+    for (size_t i = 0; i < t.data.size(); ++i)
+      worst = std::max(worst, static_cast<double>(std::fabs(t.data[i] - other[i])));
+    EXPECT_LE(worst, 1e-4 * scale + 1e-9) << name;
+  }
+}
+
 // Adapters with B random too (fresh ones have B = 0, which would make dA vanish).
 pg::train::LoraAdapters random_adapters(const pg::train::Parameters& base, bool vision) {
   pg::train::LoraConfig c;
@@ -266,14 +278,7 @@ TEST(Lora, FrozenBaseInPlaceMatchesACopy) {
   const double l_copy = pg::train::loss_and_gradients(f.base, f.config, batch, o, nullptr, &lora, &g_copy).loss;
   const double l_view = pg::train::loss_and_gradients(views, f.config, batch, o, nullptr, &lora, &g_view).loss;
   EXPECT_NEAR(l_view, l_copy, 1e-5 * std::fabs(l_copy));
-  for (const auto& [name, t] : g_copy.tensors()) {
-    double scale = 0, worst = 0;
-    for (float v : t.data) scale = std::max(scale, static_cast<double>(std::fabs(v)));
-    const auto& other = g_view.at(name).data;
-    for (size_t i = 0; i < t.data.size(); ++i)
-      worst = std::max(worst, static_cast<double>(std::fabs(t.data[i] - other[i])));
-    EXPECT_LE(worst, 1e-4 * scale + 1e-9) << name;
-  }
+  expect_gradients_close(g_copy, g_view);
   // Merging materialises only the adapted weights.
   pg::train::Parameters merged = views;
   pg::train::merge_lora(lora, merged);
@@ -311,13 +316,7 @@ TEST(Lora, QuantisedBaseMatchesItsDequantisedCopy) {
   const double l_view = pg::train::loss_and_gradients(qbase, f.config, batch, o, nullptr, &lora, &g_view).loss;
   const double l_copy = pg::train::loss_and_gradients(copy, f.config, batch, o, nullptr, &lora, &g_copy).loss;
   EXPECT_NEAR(l_view, l_copy, 1e-5 * std::fabs(l_copy));
-  for (const auto& [name, t] : g_copy.tensors()) {
-    double scale = 0, worst = 0;
-    for (float v : t.data) scale = std::max(scale, static_cast<double>(std::fabs(v)));
-    for (size_t i = 0; i < t.data.size(); ++i)
-      worst = std::max(worst, static_cast<double>(std::fabs(t.data[i] - g_view.at(name).data[i])));
-    EXPECT_LE(worst, 1e-4 * scale + 1e-9) << name;
-  }
+  expect_gradients_close(g_copy, g_view);
   // A quantised matrix cannot itself train.
   EXPECT_NE(pg::test::error_of([&] {
               pg::train::Parameters::from_checkpoint(qckpt, f.config, [](const std::string&) { return false; });

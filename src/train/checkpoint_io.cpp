@@ -58,11 +58,7 @@ Parameters load_parameters(const std::string& path) {
   Parameters p;
   for (const TensorView& v : st.tensors) {
     if (v.dtype != DType::F32) throw Error("training state " + path + ": tensor " + v.name + " is not F32");
-    Tensor t;
-    t.shape = v.shape;
-    t.data.resize(v.numel());
-    convert_to_f32(v.dtype, v.data, 0, t.data.size(), t.data.data());
-    p.add(v.name, std::move(t));
+    p.add(v.name, to_f32_tensor(v));
   }
   return p;
 }

@@ -50,9 +50,7 @@ struct Access {
                   float* dbias) const {
     if (const kernels::WeightMatrix* v = p.view(weight)) {  // frozen: only the input gradient
       if (dx) kernels::matmul_transposed_add(dy, M, *v, dx);
-      if (dbias)
-        for (int m = 0; m < M; ++m)
-          for (int n = 0; n < N; ++n) dbias[n] += dy[static_cast<int64_t>(m) * N + n];
+      linear_backward<float>(dy, x, nullptr, M, K, N, nullptr, nullptr, dbias);  // the bias alone
     } else {
       linear_backward<float>(dy, x, w(weight), M, K, N, dx, d(weight), dbias);
     }

@@ -9,6 +9,14 @@
 
 namespace pg::train {
 
+Tensor to_f32_tensor(const TensorView& view) {
+  Tensor out;
+  out.shape = view.shape;
+  out.data.resize(view.numel());
+  convert_to_f32(view.dtype, view.data, 0, out.data.size(), out.data.data());
+  return out;
+}
+
 Parameters Parameters::from_checkpoint(const Checkpoint& checkpoint,
                                        const std::function<bool(const std::string&)>& in_place) {
   Parameters p;
@@ -23,11 +31,7 @@ Parameters Parameters::from_checkpoint(const Checkpoint& checkpoint,
       p.views_[name] = w;
       continue;
     }
-    Tensor out;
-    out.shape = t.shape;
-    out.data.resize(t.numel());
-    convert_to_f32(t.dtype, t.data, 0, out.data.size(), out.data.data());
-    p.tensors_[name] = std::move(out);
+    p.tensors_[name] = to_f32_tensor(t);
   }
   return p;
 }
@@ -70,11 +74,7 @@ Parameters Parameters::from_checkpoint(const Checkpoint& checkpoint, const Model
       continue;
     }
     const TensorView& t = checkpoint.get(name);
-    Tensor out;
-    out.shape = t.shape;
-    out.data.resize(t.numel());
-    convert_to_f32(t.dtype, t.data, 0, out.data.size(), out.data.data());
-    p.tensors_[name] = std::move(out);
+    p.tensors_[name] = to_f32_tensor(t);
   }
   return p;
 }

@@ -20,6 +20,9 @@ struct Tensor {
   int64_t numel() const { return static_cast<int64_t>(data.size()); }
 };
 
+// A float tensor of a checkpoint or safetensors file, widened to f32.
+Tensor to_f32_tensor(const TensorView& view);
+
 class Parameters {
  public:
   // Every tensor of the checkpoint widened to f32, except the matrices `in_place` selects
