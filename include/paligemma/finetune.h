@@ -57,12 +57,20 @@ struct LossOptions {
   // the masks come from dropout_seed and the example's index, so a step can be replayed.
   float dropout = 0.0f;
   uint64_t dropout_seed = 0;
+  // PEFT's lora_dropout: each adapter sees its input through its own dropout mask (the
+  // frozen path sees it unchanged); masks from dropout_seed as above. The trainer sets it
+  // from LoraConfig::dropout for training steps, never for evaluation.
+  float lora_dropout = 0.0f;
+  // Gradient checkpointing: the forward keeps only each layer's input and the backward
+  // recomputes one layer at a time from it (about one more forward of compute; the saved
+  // activations shrink from every layer's to one layer's). The gradients are the same.
+  bool checkpoint_layers = false;
 };
 
 struct LoraConfig {
   int rank = 8;
   double alpha = 16;
-  double dropout = 0.0;  // recorded in adapter_config.json; the trainer applies none yet
+  double dropout = 0.0;  // on each adapter's input during training (PEFT's lora_dropout)
   // Module names (the last path component) that get adapters, in the decoder.
   std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
   bool vision = false;  // also the SigLIP tower's q/k/v/out_proj, fc1, fc2 (targets "out_proj", "fc1", "fc2")

@@ -58,6 +58,7 @@ int finetune(FinetuneArgs& a) {
   if (c.loss.label_smoothing < 0 || c.loss.label_smoothing >= 1) throw Error("--label-smoothing must be in [0, 1)");
   if (c.warmup_fraction < 0 || c.warmup_fraction > 1) throw Error("--warmup must be in [0, 1]");
   if (c.loss.dropout < 0 || c.loss.dropout >= 1) throw Error("--dropout must be in [0, 1)");
+  if (c.lora.dropout < 0 || c.lora.dropout >= 1) throw Error("--lora-dropout must be in [0, 1)");
   const TrainSummary s = run_finetune(c);
   std::printf(
       "{\"steps\": %lld, \"final_loss\": %.6f, \"final_val_loss\": %s, \"examples\": %d, \"skipped_lines\": %d, "
@@ -108,6 +109,9 @@ Runner add_finetune_command(CLI::App& app) {
   cmd->add_option("--dropout", c.loss.dropout,
                   "Dropout on the decoder's attention and MLP outputs (big_vision's LLM dropout; 0: off)")
       ->capture_default_str();
+  cmd->add_flag("--grad-checkpoint", c.loss.checkpoint_layers,
+                "Gradient checkpointing: keep only each layer's input and recompute the layer in the backward "
+                "(less memory, about one more forward of compute; the same gradients)");
   cmd->add_option(
          "--loss-reduction", a->reduction,
          "example: mean per example then over the batch (big_vision); token: mean over all tokens (transformers)")
@@ -120,6 +124,8 @@ Runner add_finetune_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--lora-rank", c.lora.rank, "LoRA rank r")->capture_default_str();
   cmd->add_option("--lora-alpha", c.lora.alpha, "LoRA alpha (scale alpha / r)")->capture_default_str();
+  cmd->add_option("--lora-dropout", c.lora.dropout, "Dropout on each adapter's input while training (PEFT's lora_dropout)")
+      ->capture_default_str();
   cmd->add_option("--lora-targets", c.lora.targets, "Decoder modules with adapters (comma-separated)")
       ->delimiter(',')
       ->capture_default_str();

@@ -30,7 +30,14 @@ struct Access {
   // Null when only the loss is wanted or the tensor is frozen (not in the gradients).
   float* d(const std::string& name) const { return g && g->has(name) ? g->data(name) : nullptr; }
 
-  // y = x W^T + b, plus s (x A^T) B^T with an adapter on W.
+  // LoRA dropout (PEFT's lora_dropout: the adapter sees dropout(x), the frozen path x): p and
+  // the stream the masks come from, set per example (and image) by the caller; each adapted
+  // weight draws its own mask from the stream and its name, so the backward (and a layer
+  // recomputed by gradient checkpointing) regenerates the same one.
+  float lora_dropout = 0.0f;
+  uint64_t lora_stream = 0;
+
+  // y = x W^T + b, plus s (dropout(x) A^T) B^T with an adapter on W.
   void linear_fwd(const float* x, int M, int K, const std::string& weight, const float* bias, int N, float* y) const {
     if (const kernels::WeightMatrix* v = p.view(weight))  // frozen, in the checkpoint
       kernels::matmul(x, M, *v, bias, y);
@@ -38,14 +45,15 @@ struct Access {
       linear_forward<float>(x, M, K, w(weight), bias, N, y);
     if (!lora || !lora->has(weight)) return;
     const int r = lora->config.rank;
-    std::vector<float> xa(static_cast<size_t>(M) * r), delta(static_cast<size_t>(M) * N);
-    linear_forward<float>(x, M, K, lora->a(weight), nullptr, r, xa.data());
+    std::vector<float> xa(static_cast<size_t>(M) * r), delta(static_cast<size_t>(M) * N), xd;
+    const float* xin = masked(x, static_cast<size_t>(M) * K, lora_keep(M, K, weight), xd);
+    linear_forward<float>(xin, M, K, lora->a(weight), nullptr, r, xa.data());
     linear_forward<float>(xa.data(), M, r, lora->b(weight), nullptr, N, delta.data());
     const float s = static_cast<float>(lora->config.scale());
     for (size_t i = 0; i < delta.size(); ++i) y[i] += s * delta[i];
   }
-  // The backward of linear_fwd: dx += dy W (+ s dy B A); dW, db into the gradients when W
-  // trains; with an adapter, dB += s dy^T (x A^T), dA += s (dy B)^T x.
+  // The backward of linear_fwd: dx += dy W (+ s dy B A through the dropout); dW, db into the
+  // gradients when W trains; with an adapter, dB += s dy^T (xd A^T), dA += s (dy B)^T xd.
   void linear_bwd(const float* dy, const float* x, const std::string& weight, int M, int K, int N, float* dx,
                   float* dbias) const {
     if (const kernels::WeightMatrix* v = p.view(weight)) {  // frozen: only the input gradient
@@ -58,20 +66,55 @@ struct Access {
     const int r = lora->config.rank;
     const float s = static_cast<float>(lora->config.scale());
     std::vector<float> xa(static_cast<size_t>(M) * r), dys(dy, dy + static_cast<size_t>(M) * N),
-        dxa(static_cast<size_t>(M) * r, 0.0f);
+        dxa(static_cast<size_t>(M) * r, 0.0f), xd;
     for (float& v : dys) v *= s;
-    linear_forward<float>(x, M, K, lora->a(weight), nullptr, r, xa.data());  // recomputed, [M, r]
+    const std::vector<uint8_t> keep = lora_keep(M, K, weight);
+    const float* xin = masked(x, static_cast<size_t>(M) * K, keep, xd);
+    linear_forward<float>(xin, M, K, lora->a(weight), nullptr, r, xa.data());  // recomputed, [M, r]
     float* dA = lora_g ? lora_g->data(weight + "@lora_A") : nullptr;
     float* dB = lora_g ? lora_g->data(weight + "@lora_B") : nullptr;
     // delta = xa B^T: d xa = (s dy) B, dB += (s dy)^T xa.
     linear_backward<float>(dys.data(), xa.data(), lora->b(weight), M, r, N, dxa.data(), dB, nullptr);
-    // xa = x A^T: dx += d xa A, dA += d xa^T x.
-    linear_backward<float>(dxa.data(), x, lora->a(weight), M, K, r, dx, dA, nullptr);
+    // xa = xd A^T: d xd = d xa A (then through the dropout into dx), dA += d xa^T xd.
+    if (keep.empty() || !dx) {
+      linear_backward<float>(dxa.data(), xin, lora->a(weight), M, K, r, dx, dA, nullptr);
+      return;
+    }
+    std::vector<float> dxd(static_cast<size_t>(M) * K, 0.0f);
+    linear_backward<float>(dxa.data(), xin, lora->a(weight), M, K, r, dxd.data(), dA, nullptr);
+    apply_dropout(dxd.data(), keep, lora_dropout);
+    for (size_t i = 0; i < dxd.size(); ++i) dx[i] += dxd[i];
+  }
+
+ private:
+  // The dropout mask of an adapter's input (empty without LoRA dropout).
+  std::vector<uint8_t> lora_keep(int M, int K, const std::string& weight) const {
+    if (lora_dropout <= 0.0f) return {};
+    uint64_t h = 0xCBF29CE484222325ull;  // FNV-1a of the weight name, mixed into the stream
+    for (unsigned char ch : weight) h = (h ^ ch) * 0x100000001B3ull;
+    return dropout_mask(static_cast<int64_t>(M) * K, lora_dropout, lora_stream ^ h);
+  }
+  // x itself (no mask), or dropout(x) in `storage`.
+  const float* masked(const float* x, size_t n, const std::vector<uint8_t>& keep, std::vector<float>& storage) const {
+    if (keep.empty()) return x;
+    storage.assign(x, x + n);
+    apply_dropout(storage.data(), keep, lora_dropout);
+    return storage.data();
   }
 };
 
 void add_into(float* y, const float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+// What a forward pass keeps for the backward: nothing (loss only, or a frozen vision tower),
+// each layer's input (gradient checkpointing: the backward recomputes one layer at a time
+// from it), or every layer's saved activations.
+enum class Keep { Nothing, LayerInputs, Everything };
+
+Keep keep_for(bool backward, bool checkpoint) {
+  if (!backward) return Keep::Nothing;
+  return checkpoint ? Keep::LayerInputs : Keep::Everything;
 }
 
 // ---------------------------------------------------------------- SigLIP + projector
@@ -82,8 +125,11 @@ struct VisionLayerState {
 };
 
 struct VisionState {
+  Keep keep = Keep::Everything;
   Buf patches, x_last, post, post_mean, post_rstd;
+  // Keep::Everything: one state per layer; otherwise one, reused (recomputed in the backward).
   std::vector<VisionLayerState> layers;
+  std::vector<Buf> inputs;  // Keep::LayerInputs: each layer's input
 };
 
 std::string vision_layer(int l) { return "vision_tower.vision_model.encoder.layers." + std::to_string(l) + "."; }
@@ -97,13 +143,90 @@ kernels::AttentionShape vision_attention(const VisionConfig& vc) {
   return s;
 }
 
+// SiglipEncoderLayer (pre-LN): x += out_proj(attention(ln1(x))); x += fc2(gelu(fc1(ln2(x)))).
+// x [N, Hv] in place; s receives what the backward needs.
+void vision_layer_forward(const Access& A, const VisionConfig& vc, int l, Buf& x, VisionLayerState& s) {
+  const int N = vc.num_patches(), Hv = vc.hidden_size, Iv = vc.intermediate_size;
+  const std::string lp = vision_layer(l);
+  const kernels::AttentionShape shape = vision_attention(vc);
+  kernels::AttentionMask bidirectional;
+  bidirectional.causal = false;
+  Buf tmp(x.size());
+  s.x_in = x;
+  s.h1.resize(x.size());
+  s.mean1.resize(N);
+  s.rstd1.resize(N);
+  layer_norm_forward(x.data(), N, Hv, A.w(lp + "layer_norm1.weight"), A.w(lp + "layer_norm1.bias"), vc.layer_norm_eps,
+                     s.h1.data(), s.mean1.data(), s.rstd1.data());
+  s.q.resize(x.size());
+  s.k.resize(x.size());
+  s.v.resize(x.size());
+  A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.q_proj.weight", A.w(lp + "self_attn.q_proj.bias"), Hv, s.q.data());
+  A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.k_proj.weight", A.w(lp + "self_attn.k_proj.bias"), Hv, s.k.data());
+  A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.v_proj.weight", A.w(lp + "self_attn.v_proj.bias"), Hv, s.v.data());
+  s.attn.resize(x.size());
+  attention_forward(s.q.data(), s.k.data(), s.v.data(), N, shape, bidirectional, s.attn.data(), &s.saved);
+  A.linear_fwd(s.attn.data(), N, Hv, lp + "self_attn.out_proj.weight", A.w(lp + "self_attn.out_proj.bias"), Hv,
+               tmp.data());
+  add_into(x.data(), tmp.data(), x.size());
+  s.x_mid = x;
+  s.h2.resize(x.size());
+  s.mean2.resize(N);
+  s.rstd2.resize(N);
+  layer_norm_forward(x.data(), N, Hv, A.w(lp + "layer_norm2.weight"), A.w(lp + "layer_norm2.bias"), vc.layer_norm_eps,
+                     s.h2.data(), s.mean2.data(), s.rstd2.data());
+  s.u.resize(static_cast<size_t>(N) * Iv);
+  s.a.resize(s.u.size());
+  A.linear_fwd(s.h2.data(), N, Hv, lp + "mlp.fc1.weight", A.w(lp + "mlp.fc1.bias"), Iv, s.u.data());
+  if (vc.hidden_act == "gelu")
+    gelu_erf_forward(s.u.data(), s.u.size(), s.a.data());
+  else
+    gelu_tanh_forward(s.u.data(), s.u.size(), s.a.data());
+  A.linear_fwd(s.a.data(), N, Iv, lp + "mlp.fc2.weight", A.w(lp + "mlp.fc2.bias"), Hv, tmp.data());
+  add_into(x.data(), tmp.data(), x.size());
+}
+
+// The backward of vision_layer_forward: dx (the gradient of the layer's output) becomes the
+// gradient of its input; parameter gradients are added.
+void vision_layer_backward(const Access& A, const VisionConfig& vc, int l, const VisionLayerState& s, Buf& dx) {
+  const int N = vc.num_patches(), Hv = vc.hidden_size, Iv = vc.intermediate_size;
+  const std::string lp = vision_layer(l);
+  const kernels::AttentionShape shape = vision_attention(vc);
+  kernels::AttentionMask bidirectional;
+  bidirectional.causal = false;
+  // x_out = x_mid + fc2(gelu(fc1(ln2(x_mid)))): dx flows to x_mid directly and through the MLP.
+  Buf da(s.a.size(), 0.0f);
+  A.linear_bwd(dx.data(), s.a.data(), lp + "mlp.fc2.weight", N, Iv, Hv, da.data(), A.d(lp + "mlp.fc2.bias"));
+  Buf du(s.u.size(), 0.0f);
+  if (vc.hidden_act == "gelu")
+    gelu_erf_backward(da.data(), s.u.data(), s.u.size(), du.data());
+  else
+    gelu_tanh_backward(da.data(), s.u.data(), s.u.size(), du.data());
+  Buf dh(dx.size(), 0.0f);
+  A.linear_bwd(du.data(), s.h2.data(), lp + "mlp.fc1.weight", N, Hv, Iv, dh.data(), A.d(lp + "mlp.fc1.bias"));
+  layer_norm_backward(dh.data(), s.x_mid.data(), N, Hv, A.w(lp + "layer_norm2.weight"), s.mean2.data(), s.rstd2.data(),
+                      dx.data(), A.d(lp + "layer_norm2.weight"), A.d(lp + "layer_norm2.bias"));
+  // x_mid = x_in + out_proj(attention(q, k, v)), q/k/v = proj(ln1(x_in)).
+  Buf dattn(dx.size(), 0.0f), dq(dx.size(), 0.0f), dk(dx.size(), 0.0f), dv(dx.size(), 0.0f);
+  A.linear_bwd(dx.data(), s.attn.data(), lp + "self_attn.out_proj.weight", N, Hv, Hv, dattn.data(),
+               A.d(lp + "self_attn.out_proj.bias"));
+  attention_backward(dattn.data(), s.q.data(), s.k.data(), s.v.data(), N, shape, bidirectional, s.saved, dq.data(),
+                     dk.data(), dv.data());
+  std::fill(dh.begin(), dh.end(), 0.0f);
+  for (const auto& [proj, grad] : {std::pair{"q", &dq}, std::pair{"k", &dk}, std::pair{"v", &dv}}) {
+    const std::string n = lp + "self_attn." + proj + "_proj.";
+    A.linear_bwd(grad->data(), s.h1.data(), n + "weight", N, Hv, Hv, dh.data(), A.d(n + "bias"));
+  }
+  layer_norm_backward(dh.data(), s.x_in.data(), N, Hv, A.w(lp + "layer_norm1.weight"), s.mean1.data(), s.rstd1.data(),
+                      dx.data(), A.d(lp + "layer_norm1.weight"), A.d(lp + "layer_norm1.bias"));
+}
+
 // SiglipVisionTransformer + PaliGemmaMultiModalProjector on one image: features [N, H].
-Buf vision_forward(const Access& A, const ModelConfig& c, const float* pixels, VisionState& st) {
+Buf vision_forward(const Access& A, const ModelConfig& c, const float* pixels, Keep keep, VisionState& st) {
   const VisionConfig& vc = c.vision;
-  const int N = vc.num_patches(), Hv = vc.hidden_size, Iv = vc.intermediate_size,
-            PL = vc.num_channels * vc.patch_size * vc.patch_size;
+  const int N = vc.num_patches(), Hv = vc.hidden_size, PL = vc.num_channels * vc.patch_size * vc.patch_size;
   const std::string vp = "vision_tower.vision_model.";
-  const bool exact = vc.hidden_act == "gelu";
+  st.keep = keep;
   st.patches.resize(static_cast<size_t>(N) * PL);
   kernels::patchify(pixels, vc.num_channels, vc.image_size, vc.patch_size, st.patches.data());
   // SiglipVisionEmbeddings: conv (as a matmul) + bias, then + position embedding.
@@ -111,48 +234,13 @@ Buf vision_forward(const Access& A, const ModelConfig& c, const float* pixels, V
   A.linear_fwd(st.patches.data(), N, PL, vp + "embeddings.patch_embedding.weight",
                A.w(vp + "embeddings.patch_embedding.bias"), Hv, x.data());
   add_into(x.data(), A.w(vp + "embeddings.position_embedding.weight"), x.size());
-
-  const kernels::AttentionShape shape = vision_attention(vc);
-  kernels::AttentionMask bidirectional;
-  bidirectional.causal = false;
-  st.layers.resize(vc.num_layers);
-  Buf tmp(x.size());
+  st.layers.resize(keep == Keep::Everything ? vc.num_layers : 1);
+  if (keep == Keep::LayerInputs) st.inputs.resize(vc.num_layers);
   for (int l = 0; l < vc.num_layers; ++l) {
-    const std::string lp = vision_layer(l);
-    VisionLayerState& s = st.layers[l];
-    s.x_in = x;
-    s.h1.resize(x.size());
-    s.mean1.resize(N);
-    s.rstd1.resize(N);
-    layer_norm_forward(x.data(), N, Hv, A.w(lp + "layer_norm1.weight"), A.w(lp + "layer_norm1.bias"), vc.layer_norm_eps,
-                       s.h1.data(), s.mean1.data(), s.rstd1.data());
-    s.q.resize(x.size());
-    s.k.resize(x.size());
-    s.v.resize(x.size());
-    A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.q_proj.weight", A.w(lp + "self_attn.q_proj.bias"), Hv, s.q.data());
-    A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.k_proj.weight", A.w(lp + "self_attn.k_proj.bias"), Hv, s.k.data());
-    A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.v_proj.weight", A.w(lp + "self_attn.v_proj.bias"), Hv, s.v.data());
-    s.attn.resize(x.size());
-    attention_forward(s.q.data(), s.k.data(), s.v.data(), N, shape, bidirectional, s.attn.data(), &s.saved);
-    A.linear_fwd(s.attn.data(), N, Hv, lp + "self_attn.out_proj.weight", A.w(lp + "self_attn.out_proj.bias"), Hv,
-                 tmp.data());
-    add_into(x.data(), tmp.data(), x.size());
-    s.x_mid = x;
-    s.h2.resize(x.size());
-    s.mean2.resize(N);
-    s.rstd2.resize(N);
-    layer_norm_forward(x.data(), N, Hv, A.w(lp + "layer_norm2.weight"), A.w(lp + "layer_norm2.bias"), vc.layer_norm_eps,
-                       s.h2.data(), s.mean2.data(), s.rstd2.data());
-    s.u.resize(static_cast<size_t>(N) * Iv);
-    s.a.resize(s.u.size());
-    A.linear_fwd(s.h2.data(), N, Hv, lp + "mlp.fc1.weight", A.w(lp + "mlp.fc1.bias"), Iv, s.u.data());
-    if (exact)
-      gelu_erf_forward(s.u.data(), s.u.size(), s.a.data());
-    else
-      gelu_tanh_forward(s.u.data(), s.u.size(), s.a.data());
-    A.linear_fwd(s.a.data(), N, Iv, lp + "mlp.fc2.weight", A.w(lp + "mlp.fc2.bias"), Hv, tmp.data());
-    add_into(x.data(), tmp.data(), x.size());
+    if (keep == Keep::LayerInputs) st.inputs[l] = x;
+    vision_layer_forward(A, vc, l, x, st.layers[keep == Keep::Everything ? l : 0]);
   }
+  if (keep != Keep::Everything) st.layers.front() = VisionLayerState{};  // the scratch layer is not needed now
   st.x_last = x;
   st.post.resize(x.size());
   st.post_mean.resize(N);
@@ -165,53 +253,23 @@ Buf vision_forward(const Access& A, const ModelConfig& c, const float* pixels, V
   return features;
 }
 
-void vision_backward(const Access& A, const ModelConfig& c, const VisionState& st, const float* dfeatures) {
+void vision_backward(const Access& A, const ModelConfig& c, VisionState& st, const float* dfeatures) {
   const VisionConfig& vc = c.vision;
-  const int N = vc.num_patches(), Hv = vc.hidden_size, Iv = vc.intermediate_size,
-            PL = vc.num_channels * vc.patch_size * vc.patch_size;
+  if (st.keep == Keep::Nothing) throw Error("internal: the vision forward kept nothing for its backward");
+  const int N = vc.num_patches(), Hv = vc.hidden_size, PL = vc.num_channels * vc.patch_size * vc.patch_size;
   const std::string vp = "vision_tower.vision_model.";
-  const bool exact = vc.hidden_act == "gelu";
   Buf dpost(static_cast<size_t>(N) * Hv, 0.0f), dx(dpost.size(), 0.0f);
   A.linear_bwd(dfeatures, st.post.data(), "multi_modal_projector.linear.weight", N, Hv, c.projection_dim, dpost.data(),
                A.d("multi_modal_projector.linear.bias"));
   layer_norm_backward(dpost.data(), st.x_last.data(), N, Hv, A.w(vp + "post_layernorm.weight"), st.post_mean.data(),
                       st.post_rstd.data(), dx.data(), A.d(vp + "post_layernorm.weight"),
                       A.d(vp + "post_layernorm.bias"));
-  const kernels::AttentionShape shape = vision_attention(vc);
-  kernels::AttentionMask bidirectional;
-  bidirectional.causal = false;
-  Buf da, du, dh(dx.size()), dattn(dx.size()), dq(dx.size()), dk(dx.size()), dv(dx.size());
   for (int l = vc.num_layers - 1; l >= 0; --l) {
-    const std::string lp = vision_layer(l);
-    const VisionLayerState& s = st.layers[l];
-    // x_out = x_mid + fc2(gelu(fc1(ln2(x_mid)))): dx flows to x_mid directly and through the MLP.
-    da.assign(s.a.size(), 0.0f);
-    A.linear_bwd(dx.data(), s.a.data(), lp + "mlp.fc2.weight", N, Iv, Hv, da.data(), A.d(lp + "mlp.fc2.bias"));
-    du.assign(s.u.size(), 0.0f);
-    if (exact)
-      gelu_erf_backward(da.data(), s.u.data(), s.u.size(), du.data());
-    else
-      gelu_tanh_backward(da.data(), s.u.data(), s.u.size(), du.data());
-    std::fill(dh.begin(), dh.end(), 0.0f);
-    A.linear_bwd(du.data(), s.h2.data(), lp + "mlp.fc1.weight", N, Hv, Iv, dh.data(), A.d(lp + "mlp.fc1.bias"));
-    layer_norm_backward(dh.data(), s.x_mid.data(), N, Hv, A.w(lp + "layer_norm2.weight"), s.mean2.data(),
-                        s.rstd2.data(), dx.data(), A.d(lp + "layer_norm2.weight"), A.d(lp + "layer_norm2.bias"));
-    // x_mid = x_in + out_proj(attention(q, k, v)), q/k/v = proj(ln1(x_in)).
-    std::fill(dattn.begin(), dattn.end(), 0.0f);
-    A.linear_bwd(dx.data(), s.attn.data(), lp + "self_attn.out_proj.weight", N, Hv, Hv, dattn.data(),
-                 A.d(lp + "self_attn.out_proj.bias"));
-    std::fill(dq.begin(), dq.end(), 0.0f);
-    std::fill(dk.begin(), dk.end(), 0.0f);
-    std::fill(dv.begin(), dv.end(), 0.0f);
-    attention_backward(dattn.data(), s.q.data(), s.k.data(), s.v.data(), N, shape, bidirectional, s.saved, dq.data(),
-                       dk.data(), dv.data());
-    std::fill(dh.begin(), dh.end(), 0.0f);
-    for (const auto& [proj, grad] : {std::pair{"q", &dq}, std::pair{"k", &dk}, std::pair{"v", &dv}}) {
-      const std::string n = lp + "self_attn." + proj + "_proj.";
-      A.linear_bwd(grad->data(), s.h1.data(), n + "weight", N, Hv, Hv, dh.data(), A.d(n + "bias"));
+    if (st.keep == Keep::LayerInputs) {  // recompute this layer's activations from its input
+      Buf x = std::move(st.inputs[l]);
+      vision_layer_forward(A, vc, l, x, st.layers[0]);
     }
-    layer_norm_backward(dh.data(), s.x_in.data(), N, Hv, A.w(lp + "layer_norm1.weight"), s.mean1.data(), s.rstd1.data(),
-                        dx.data(), A.d(lp + "layer_norm1.weight"), A.d(lp + "layer_norm1.bias"));
+    vision_layer_backward(A, vc, l, st.layers[st.keep == Keep::Everything ? l : 0], dx);
   }
   // Embeddings: x0 = patches W^T + b + position.
   if (float* dpos = A.d(vp + "embeddings.position_embedding.weight")) add_into(dpos, dx.data(), dx.size());
@@ -229,18 +287,162 @@ struct TextLayerState {
 
 std::string text_layer(int l) { return "language_model.model.layers." + std::to_string(l) + "."; }
 
+// The decoder's per-example constants.
+struct TextPass {
+  const TextConfig& tc;
+  const LossOptions& options;
+  kernels::AttentionShape shape;
+  int T = 0, prefix_len = 0;
+  const float* cos_t = nullptr;  // RoPE tables [T, D / 2]
+  const float* sin_t = nullptr;
+  uint64_t example = 0;  // the example's index in the batch (dropout masks)
+  bool gemma2() const { return tc.arch == TextArch::Gemma2; }
+  kernels::AttentionMask mask(int l) const {
+    kernels::AttentionMask m;
+    m.causal = true;
+    m.prefix_len = prefix_len;
+    m.window = options.hf_sliding_window && tc.layer_is_sliding[l] ? tc.sliding_window : 0;
+    return m;
+  }
+  // Each example, layer and branch draws its own dropout mask from (dropout_seed, example,
+  // layer, branch).
+  uint64_t dropout_seed(int l, int branch) const {
+    return options.dropout_seed * 0x9E3779B97F4A7C15ull + (example << 32) + static_cast<uint64_t>(l) * 2 + branch;
+  }
+  std::string mlp_norm() const {
+    return gemma2() ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight";
+  }
+};
+
+// GemmaDecoderLayer / Gemma2DecoderLayer: x += [post_attention_norm](o_proj(attention(rope(
+// q, k), v))) with q/k/v = proj(input_layernorm(x)); x += [post_feedforward_norm](down(
+// gelu(gate) * up)) of the MLP norm of x; each branch output through dropout. x [T, H] in place.
+void text_layer_forward(const Access& A, const TextPass& P, int l, Buf& x, TextLayerState& s) {
+  const TextConfig& tc = P.tc;
+  const int T = P.T, H = tc.hidden_size, I = tc.intermediate_size, D = tc.head_dim;
+  const int q_dim = tc.num_heads * D, kv_dim = tc.num_kv_heads * D;
+  const bool gemma2 = P.gemma2(), dropout = P.options.dropout > 0.0f;
+  const std::string lp = text_layer(l);
+  Buf tmp(x.size());
+  s.x_in = x;
+  s.h1.resize(x.size());
+  s.rstd1.resize(T);
+  rms_norm_forward(x.data(), T, H, A.w(lp + "input_layernorm.weight"), tc.rms_norm_eps, s.h1.data(), s.rstd1.data());
+  s.q.resize(static_cast<size_t>(T) * q_dim);
+  s.k.resize(static_cast<size_t>(T) * kv_dim);
+  s.v.resize(s.k.size());
+  A.linear_fwd(s.h1.data(), T, H, lp + "self_attn.q_proj.weight", nullptr, q_dim, s.q.data());
+  A.linear_fwd(s.h1.data(), T, H, lp + "self_attn.k_proj.weight", nullptr, kv_dim, s.k.data());
+  A.linear_fwd(s.h1.data(), T, H, lp + "self_attn.v_proj.weight", nullptr, kv_dim, s.v.data());
+  rope_forward(s.q.data(), T, tc.num_heads, D, P.cos_t, P.sin_t);
+  rope_forward(s.k.data(), T, tc.num_kv_heads, D, P.cos_t, P.sin_t);
+  s.attn.resize(s.q.size());
+  attention_forward(s.q.data(), s.k.data(), s.v.data(), T, P.shape, P.mask(l), s.attn.data(), &s.saved);
+  s.o.resize(x.size());
+  A.linear_fwd(s.attn.data(), T, q_dim, lp + "self_attn.o_proj.weight", nullptr, H, s.o.data());
+  if (gemma2) {  // h += post_attention_layernorm(attn)
+    s.o_norm_rstd.resize(T);
+    rms_norm_forward(s.o.data(), T, H, A.w(lp + "post_attention_layernorm.weight"), tc.rms_norm_eps, tmp.data(),
+                     s.o_norm_rstd.data());
+  } else {
+    tmp = s.o;
+  }
+  if (dropout) {
+    s.attn_keep = dropout_mask(static_cast<int64_t>(tmp.size()), P.options.dropout, P.dropout_seed(l, 0));
+    apply_dropout(tmp.data(), s.attn_keep, P.options.dropout);
+  }
+  add_into(x.data(), tmp.data(), x.size());
+  s.x_mid = x;
+  s.h2.resize(x.size());
+  s.rstd2.resize(T);
+  rms_norm_forward(x.data(), T, H, A.w(lp + P.mlp_norm()), tc.rms_norm_eps, s.h2.data(), s.rstd2.data());
+  s.gate.resize(static_cast<size_t>(T) * I);
+  s.up.resize(s.gate.size());
+  s.act.resize(s.gate.size());
+  A.linear_fwd(s.h2.data(), T, H, lp + "mlp.gate_proj.weight", nullptr, I, s.gate.data());
+  A.linear_fwd(s.h2.data(), T, H, lp + "mlp.up_proj.weight", nullptr, I, s.up.data());
+  geglu_forward(s.gate.data(), s.up.data(), s.gate.size(), tc.hidden_act == "gelu", s.act.data());
+  s.m.resize(x.size());
+  A.linear_fwd(s.act.data(), T, I, lp + "mlp.down_proj.weight", nullptr, H, s.m.data());
+  if (gemma2) {  // h += post_feedforward_layernorm(mlp)
+    s.m_norm_rstd.resize(T);
+    rms_norm_forward(s.m.data(), T, H, A.w(lp + "post_feedforward_layernorm.weight"), tc.rms_norm_eps, tmp.data(),
+                     s.m_norm_rstd.data());
+  } else {
+    tmp = s.m;
+  }
+  if (dropout) {
+    s.mlp_keep = dropout_mask(static_cast<int64_t>(tmp.size()), P.options.dropout, P.dropout_seed(l, 1));
+    apply_dropout(tmp.data(), s.mlp_keep, P.options.dropout);
+  }
+  add_into(x.data(), tmp.data(), x.size());
+}
+
+// The backward of text_layer_forward: dx (the gradient of the layer's output) becomes the
+// gradient of its input; parameter gradients are added.
+void text_layer_backward(const Access& A, const TextPass& P, int l, const TextLayerState& s, Buf& dx) {
+  const TextConfig& tc = P.tc;
+  const int T = P.T, H = tc.hidden_size, I = tc.intermediate_size, D = tc.head_dim;
+  const int q_dim = tc.num_heads * D, kv_dim = tc.num_kv_heads * D;
+  const bool gemma2 = P.gemma2(), dropout = P.options.dropout > 0.0f;
+  const std::string lp = text_layer(l);
+  // MLP branch: its output (after the dropout mask) was added to the residual.
+  Buf dbranch = dx;
+  if (dropout) apply_dropout(dbranch.data(), s.mlp_keep, P.options.dropout);
+  Buf dm;
+  if (gemma2) {
+    dm.assign(dx.size(), 0.0f);
+    rms_norm_backward(dbranch.data(), s.m.data(), T, H, A.w(lp + "post_feedforward_layernorm.weight"),
+                      s.m_norm_rstd.data(), dm.data(), A.d(lp + "post_feedforward_layernorm.weight"));
+  } else {
+    dm = dbranch;
+  }
+  Buf dact(s.act.size(), 0.0f);
+  A.linear_bwd(dm.data(), s.act.data(), lp + "mlp.down_proj.weight", T, I, H, dact.data(), nullptr);
+  Buf dgate(s.gate.size(), 0.0f), dup(s.up.size(), 0.0f);
+  geglu_backward(dact.data(), s.gate.data(), s.up.data(), s.gate.size(), tc.hidden_act == "gelu", dgate.data(),
+                 dup.data());
+  Buf dh(dx.size(), 0.0f);
+  A.linear_bwd(dgate.data(), s.h2.data(), lp + "mlp.gate_proj.weight", T, H, I, dh.data(), nullptr);
+  A.linear_bwd(dup.data(), s.h2.data(), lp + "mlp.up_proj.weight", T, H, I, dh.data(), nullptr);
+  rms_norm_backward(dh.data(), s.x_mid.data(), T, H, A.w(lp + P.mlp_norm()), s.rstd2.data(), dx.data(),
+                    A.d(lp + P.mlp_norm()));
+  // Attention branch.
+  dbranch = dx;
+  if (dropout) apply_dropout(dbranch.data(), s.attn_keep, P.options.dropout);
+  Buf dnorm;
+  if (gemma2) {
+    dnorm.assign(dx.size(), 0.0f);
+    rms_norm_backward(dbranch.data(), s.o.data(), T, H, A.w(lp + "post_attention_layernorm.weight"),
+                      s.o_norm_rstd.data(), dnorm.data(), A.d(lp + "post_attention_layernorm.weight"));
+  } else {
+    dnorm = dbranch;
+  }
+  Buf dattn(s.attn.size(), 0.0f);
+  A.linear_bwd(dnorm.data(), s.attn.data(), lp + "self_attn.o_proj.weight", T, q_dim, H, dattn.data(), nullptr);
+  Buf dq(s.q.size(), 0.0f), dk(s.k.size(), 0.0f), dv(s.v.size(), 0.0f);
+  attention_backward(dattn.data(), s.q.data(), s.k.data(), s.v.data(), T, P.shape, P.mask(l), s.saved, dq.data(),
+                     dk.data(), dv.data());
+  rope_backward(dq.data(), T, tc.num_heads, D, P.cos_t, P.sin_t);
+  rope_backward(dk.data(), T, tc.num_kv_heads, D, P.cos_t, P.sin_t);
+  std::fill(dh.begin(), dh.end(), 0.0f);
+  A.linear_bwd(dq.data(), s.h1.data(), lp + "self_attn.q_proj.weight", T, H, q_dim, dh.data(), nullptr);
+  A.linear_bwd(dk.data(), s.h1.data(), lp + "self_attn.k_proj.weight", T, H, kv_dim, dh.data(), nullptr);
+  A.linear_bwd(dv.data(), s.h1.data(), lp + "self_attn.v_proj.weight", T, H, kv_dim, dh.data(), nullptr);
+  rms_norm_backward(dh.data(), s.x_in.data(), T, H, A.w(lp + "input_layernorm.weight"), s.rstd1.data(), dx.data(),
+                    A.d(lp + "input_layernorm.weight"));
+}
+
 }  // namespace
 
 LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, const std::vector<TrainExample>& batch,
                               const LossOptions& options, Parameters* grads, const LoraAdapters* lora,
                               Parameters* lora_grads) {
-  const Access A{params, grads, lora, lora_grads};
+  Access A{params, grads, lora, lora_grads};
   const bool backward = grads || lora_grads;
   const TextConfig& tc = c.text;
-  const int H = tc.hidden_size, I = tc.intermediate_size, V = tc.vocab_size, D = tc.head_dim;
-  const int q_dim = tc.num_heads * D, kv_dim = tc.num_kv_heads * D;
+  const int H = tc.hidden_size, V = tc.vocab_size, D = tc.head_dim;
   const bool gemma2 = tc.arch == TextArch::Gemma2;
-  const bool exact = tc.hidden_act == "gelu";
   const int image_rows = c.image_tokens_per_image();
   const size_t image_pixels = static_cast<size_t>(c.vision.num_channels) * c.vision.image_size * c.vision.image_size;
   const std::string tp = "language_model.model.";
@@ -262,13 +464,20 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
 
   if (options.dropout < 0.0f || options.dropout >= 1.0f)
     throw Error("dropout must be in [0, 1), got " + std::to_string(options.dropout));
-  const bool dropout = options.dropout > 0.0f;
+  if (options.lora_dropout < 0.0f || options.lora_dropout >= 1.0f)
+    throw Error("LoRA dropout must be in [0, 1), got " + std::to_string(options.lora_dropout));
+  A.lora_dropout = options.lora_dropout;
+  // The vision tower's backward runs only when some of it (or the projector) trains.
+  bool vision_trains = false;
+  for (const Parameters* g : {grads, lora_grads})
+    if (g)
+      for (const auto& [name, t] : g->tensors())
+        vision_trains |= name.rfind("vision_tower.", 0) == 0 || name.rfind("multi_modal_projector.", 0) == 0;
   for (size_t b = 0; b < batch.size(); ++b) {
     const TrainExample& ex = batch[b];
-    // Each example, layer and branch draws its own mask from (dropout_seed, b, layer, branch).
-    auto dropout_seed = [&](int layer, int branch) {
-      return options.dropout_seed * 0x9E3779B97F4A7C15ull + (static_cast<uint64_t>(b) << 32) +
-             static_cast<uint64_t>(layer) * 2 + branch;
+    // LoRA dropout streams: one per example for the decoder, one per image for the tower.
+    const auto lora_stream = [&](uint64_t part) {
+      return (options.dropout_seed + 1) * 0xD6E8FEB86659FD93ull + (static_cast<uint64_t>(b) << 20) + part;
     };
     const int T = static_cast<int>(ex.ids.size());
     const int targets_n = ex.num_targets();
@@ -286,8 +495,12 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
     // Vision tower per image.
     std::vector<VisionState> vstates(n_images);
     std::vector<Buf> features(n_images);
-    for (int i = 0; i < n_images; ++i)
-      features[i] = vision_forward(A, c, ex.pixels.data() + i * image_pixels, vstates[i]);
+    const Keep vision_keep = keep_for(backward && vision_trains, options.checkpoint_layers);
+    for (int i = 0; i < n_images; ++i) {
+      A.lora_stream = lora_stream(1 + static_cast<uint64_t>(i));
+      features[i] = vision_forward(A, c, ex.pixels.data() + i * image_pixels, vision_keep, vstates[i]);
+    }
+    A.lora_stream = lora_stream(0);
 
     // Embedding: image rows take the projected features (transformers scales them by
     // 1 / sqrt(H) and the decoder multiplies every row by sqrt(H)); text rows E[id] sqrt(H).
@@ -315,70 +528,15 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
     for (int t = 0; t < T; ++t)
       kernels::rope_angles(t + 1, D, tc.rope_theta, cos_t.data() + t * (D / 2), sin_t.data() + t * (D / 2));
 
-    std::vector<TextLayerState> layers(tc.num_layers);
-    Buf tmp(x.size());
+    TextPass P{tc, options, shape, T, ex.prefix_len, cos_t.data(), sin_t.data(), static_cast<uint64_t>(b)};
+    const Keep keep = keep_for(backward, options.checkpoint_layers);
+    std::vector<TextLayerState> layers(keep == Keep::Everything ? tc.num_layers : 1);
+    std::vector<Buf> inputs(keep == Keep::LayerInputs ? tc.num_layers : 0);
     for (int l = 0; l < tc.num_layers; ++l) {
-      const std::string lp = text_layer(l);
-      TextLayerState& s = layers[l];
-      kernels::AttentionMask mask;
-      mask.causal = true;
-      mask.prefix_len = ex.prefix_len;
-      mask.window = options.hf_sliding_window && tc.layer_is_sliding[l] ? tc.sliding_window : 0;
-      s.x_in = x;
-      s.h1.resize(x.size());
-      s.rstd1.resize(T);
-      rms_norm_forward(x.data(), T, H, A.w(lp + "input_layernorm.weight"), tc.rms_norm_eps, s.h1.data(),
-                       s.rstd1.data());
-      s.q.resize(static_cast<size_t>(T) * q_dim);
-      s.k.resize(static_cast<size_t>(T) * kv_dim);
-      s.v.resize(s.k.size());
-      A.linear_fwd(s.h1.data(), T, H, lp + "self_attn.q_proj.weight", nullptr, q_dim, s.q.data());
-      A.linear_fwd(s.h1.data(), T, H, lp + "self_attn.k_proj.weight", nullptr, kv_dim, s.k.data());
-      A.linear_fwd(s.h1.data(), T, H, lp + "self_attn.v_proj.weight", nullptr, kv_dim, s.v.data());
-      rope_forward(s.q.data(), T, tc.num_heads, D, cos_t.data(), sin_t.data());
-      rope_forward(s.k.data(), T, tc.num_kv_heads, D, cos_t.data(), sin_t.data());
-      s.attn.resize(s.q.size());
-      attention_forward(s.q.data(), s.k.data(), s.v.data(), T, shape, mask, s.attn.data(), &s.saved);
-      s.o.resize(x.size());
-      A.linear_fwd(s.attn.data(), T, q_dim, lp + "self_attn.o_proj.weight", nullptr, H, s.o.data());
-      if (gemma2) {  // h += post_attention_layernorm(attn)
-        s.o_norm_rstd.resize(T);
-        rms_norm_forward(s.o.data(), T, H, A.w(lp + "post_attention_layernorm.weight"), tc.rms_norm_eps, tmp.data(),
-                         s.o_norm_rstd.data());
-      } else {
-        tmp = s.o;
-      }
-      if (dropout) {
-        s.attn_keep = dropout_mask(static_cast<int64_t>(tmp.size()), options.dropout, dropout_seed(l, 0));
-        apply_dropout(tmp.data(), s.attn_keep, options.dropout);
-      }
-      add_into(x.data(), tmp.data(), x.size());
-      s.x_mid = x;
-      s.h2.resize(x.size());
-      s.rstd2.resize(T);
-      const std::string mlp_norm = gemma2 ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight";
-      rms_norm_forward(x.data(), T, H, A.w(lp + mlp_norm), tc.rms_norm_eps, s.h2.data(), s.rstd2.data());
-      s.gate.resize(static_cast<size_t>(T) * I);
-      s.up.resize(s.gate.size());
-      s.act.resize(s.gate.size());
-      A.linear_fwd(s.h2.data(), T, H, lp + "mlp.gate_proj.weight", nullptr, I, s.gate.data());
-      A.linear_fwd(s.h2.data(), T, H, lp + "mlp.up_proj.weight", nullptr, I, s.up.data());
-      geglu_forward(s.gate.data(), s.up.data(), s.gate.size(), exact, s.act.data());
-      s.m.resize(x.size());
-      A.linear_fwd(s.act.data(), T, I, lp + "mlp.down_proj.weight", nullptr, H, s.m.data());
-      if (gemma2) {  // h += post_feedforward_layernorm(mlp)
-        s.m_norm_rstd.resize(T);
-        rms_norm_forward(s.m.data(), T, H, A.w(lp + "post_feedforward_layernorm.weight"), tc.rms_norm_eps, tmp.data(),
-                         s.m_norm_rstd.data());
-      } else {
-        tmp = s.m;
-      }
-      if (dropout) {
-        s.mlp_keep = dropout_mask(static_cast<int64_t>(tmp.size()), options.dropout, dropout_seed(l, 1));
-        apply_dropout(tmp.data(), s.mlp_keep, options.dropout);
-      }
-      add_into(x.data(), tmp.data(), x.size());
+      if (keep == Keep::LayerInputs) inputs[l] = x;
+      text_layer_forward(A, P, l, x, layers[keep == Keep::Everything ? l : 0]);
     }
+    if (keep != Keep::Everything) layers.front() = TextLayerState{};
 
     // Final norm and output layer on the rows that predict a target: row t predicts ids[t + 1].
     const int first = ex.prefix_len - 1, R = targets_n;
@@ -424,60 +582,12 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
     rms_norm_backward(dhf.data(), xf.data(), R, H, A.w(tp + "norm.weight"), rstd_f.data(),
                       dx.data() + static_cast<int64_t>(first) * H, A.d(tp + "norm.weight"));
 
-    Buf dm(x.size()), dact, dgate, dup, dh(x.size()), dattn, dq, dk, dv, dnorm(x.size());
     for (int l = tc.num_layers - 1; l >= 0; --l) {
-      const std::string lp = text_layer(l);
-      const TextLayerState& s = layers[l];
-      kernels::AttentionMask mask;
-      mask.causal = true;
-      mask.prefix_len = ex.prefix_len;
-      mask.window = options.hf_sliding_window && tc.layer_is_sliding[l] ? tc.sliding_window : 0;
-      // MLP branch: its output (after the dropout mask) was added to the residual.
-      Buf dbranch = dx;
-      if (dropout) apply_dropout(dbranch.data(), s.mlp_keep, options.dropout);
-      if (gemma2) {
-        std::fill(dm.begin(), dm.end(), 0.0f);
-        rms_norm_backward(dbranch.data(), s.m.data(), T, H, A.w(lp + "post_feedforward_layernorm.weight"),
-                          s.m_norm_rstd.data(), dm.data(), A.d(lp + "post_feedforward_layernorm.weight"));
-      } else {
-        dm = dbranch;
+      if (keep == Keep::LayerInputs) {  // recompute this layer's activations from its input
+        Buf xl = std::move(inputs[l]);
+        text_layer_forward(A, P, l, xl, layers[0]);
       }
-      dact.assign(s.act.size(), 0.0f);
-      A.linear_bwd(dm.data(), s.act.data(), lp + "mlp.down_proj.weight", T, I, H, dact.data(), nullptr);
-      dgate.assign(s.gate.size(), 0.0f);
-      dup.assign(s.up.size(), 0.0f);
-      geglu_backward(dact.data(), s.gate.data(), s.up.data(), s.gate.size(), exact, dgate.data(), dup.data());
-      std::fill(dh.begin(), dh.end(), 0.0f);
-      A.linear_bwd(dgate.data(), s.h2.data(), lp + "mlp.gate_proj.weight", T, H, I, dh.data(), nullptr);
-      A.linear_bwd(dup.data(), s.h2.data(), lp + "mlp.up_proj.weight", T, H, I, dh.data(), nullptr);
-      const std::string mlp_norm = gemma2 ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight";
-      rms_norm_backward(dh.data(), s.x_mid.data(), T, H, A.w(lp + mlp_norm), s.rstd2.data(), dx.data(),
-                        A.d(lp + mlp_norm));
-      // Attention branch.
-      dbranch = dx;
-      if (dropout) apply_dropout(dbranch.data(), s.attn_keep, options.dropout);
-      if (gemma2) {
-        std::fill(dnorm.begin(), dnorm.end(), 0.0f);
-        rms_norm_backward(dbranch.data(), s.o.data(), T, H, A.w(lp + "post_attention_layernorm.weight"),
-                          s.o_norm_rstd.data(), dnorm.data(), A.d(lp + "post_attention_layernorm.weight"));
-      } else {
-        dnorm = dbranch;
-      }
-      dattn.assign(s.attn.size(), 0.0f);
-      A.linear_bwd(dnorm.data(), s.attn.data(), lp + "self_attn.o_proj.weight", T, q_dim, H, dattn.data(), nullptr);
-      dq.assign(s.q.size(), 0.0f);
-      dk.assign(s.k.size(), 0.0f);
-      dv.assign(s.v.size(), 0.0f);
-      attention_backward(dattn.data(), s.q.data(), s.k.data(), s.v.data(), T, shape, mask, s.saved, dq.data(),
-                         dk.data(), dv.data());
-      rope_backward(dq.data(), T, tc.num_heads, D, cos_t.data(), sin_t.data());
-      rope_backward(dk.data(), T, tc.num_kv_heads, D, cos_t.data(), sin_t.data());
-      std::fill(dh.begin(), dh.end(), 0.0f);
-      A.linear_bwd(dq.data(), s.h1.data(), lp + "self_attn.q_proj.weight", T, H, q_dim, dh.data(), nullptr);
-      A.linear_bwd(dk.data(), s.h1.data(), lp + "self_attn.k_proj.weight", T, H, kv_dim, dh.data(), nullptr);
-      A.linear_bwd(dv.data(), s.h1.data(), lp + "self_attn.v_proj.weight", T, H, kv_dim, dh.data(), nullptr);
-      rms_norm_backward(dh.data(), s.x_in.data(), T, H, A.w(lp + "input_layernorm.weight"), s.rstd1.data(), dx.data(),
-                        A.d(lp + "input_layernorm.weight"));
+      text_layer_backward(A, P, l, layers[keep == Keep::Everything ? l : 0], dx);
     }
 
     // Embedding rows and image features.
@@ -493,14 +603,11 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
         for (int i = 0; i < H; ++i) e[i] += g[i] * normalizer;
       }
     }
-    // The vision tower's backward only when some of it (or the projector) trains.
-    bool vision_trains = false;
-    for (const Parameters* g : {grads, lora_grads})
-      if (g)
-        for (const auto& [name, t] : g->tensors())
-          vision_trains |= name.rfind("vision_tower.", 0) == 0 || name.rfind("multi_modal_projector.", 0) == 0;
     if (vision_trains)
-      for (int i = 0; i < n_images; ++i) vision_backward(A, c, vstates[i], dfeatures[i].data());
+      for (int i = 0; i < n_images; ++i) {
+        A.lora_stream = lora_stream(1 + static_cast<uint64_t>(i));
+        vision_backward(A, c, vstates[i], dfeatures[i].data());
+      }
   }
   return result;
 }

@@ -81,6 +81,8 @@ double mean_loss(const Parameters& params, const ModelConfig& config, const std:
     LossOptions o = options;
     o.reduction = LossReduction::PerExample;
     o.dropout = 0.0f;  // evaluation is deterministic
+    o.lora_dropout = 0.0f;
+    o.checkpoint_layers = false;  // no backward
     for (double l : loss_and_gradients(params, config, b, o, nullptr, lora).example_loss) sum += l;
   }
   return sum / static_cast<double>(examples.size());
@@ -107,7 +109,8 @@ nlohmann::json run_identity(const TrainerConfig& c, int examples) {
                                                                       {"alpha", c.lora.alpha},
                                                                       {"targets", c.lora.targets},
                                                                       {"vision", c.lora.vision},
-                                                                      {"seed", c.lora.seed}}
+                                                                      {"seed", c.lora.seed},
+                                                                      {"dropout", c.lora.dropout}}
                                                      : nlohmann::json()},
           {"optimizer", static_cast<int>(c.optimizer.kind)},
           {"dropout", c.loss.dropout}};
@@ -256,6 +259,7 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
       LossOptions o = tc.loss;
       o.scale = static_cast<double>(part.size()) / count;
       o.total_tokens = tokens;
+      if (use_lora) o.lora_dropout = static_cast<float>(tc.lora.dropout);
       // Dropout masks from (seed, step, micro-batch): a resumed run draws the same ones.
       o.dropout_seed = (tc.seed + 1) * 0xD1B54A32D192ED03ull + static_cast<uint64_t>(step) * 0x100000001B3ull +
                        static_cast<uint64_t>(m0);
