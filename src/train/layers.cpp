@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -212,6 +214,11 @@ void rope_backward(T* dx, int rows, int heads, int head_dim, const T* cos_t, con
   rotate(dx, rows, heads, head_dim, cos_t, sin_t, static_cast<T>(-1));
 }
 
+// Threads pay off above ~1 M multiply-adds (the tiny test shapes stay on one thread).
+bool worth_threads(int heads, int rows, int head_dim) {
+  return static_cast<double>(heads) * rows * rows * head_dim > 1e6;
+}
+
 template <typename T>
 void attention_forward(const T* q, const T* k, const T* v, int rows, const kernels::AttentionShape& shape,
                        const kernels::AttentionMask& mask, T* o, AttentionSaved<T>* saved) {
@@ -221,9 +228,11 @@ void attention_forward(const T* q, const T* k, const T* v, int rows, const kerne
   const bool cap = shape.softcap > 0.0f;
   saved->p.assign(H * TT, T(0));
   saved->capd.assign(cap ? H * TT : 0, T(0));
-  std::vector<T> s(rows);
+  // Heads are independent: one per thread at a time.
+#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(H, rows, D))
   for (int h = 0; h < H; ++h) {
     const int g = h / group;
+    std::vector<T> s(rows);
     for (int t = 0; t < rows; ++t) {
       int first, last;
       kernels::attention_key_range(t, rows, mask, &first, &last);
@@ -269,46 +278,63 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, int r
   const int64_t TT = static_cast<int64_t>(rows) * rows;
   const bool cap = shape.softcap > 0.0f;
   const T scale = static_cast<T>(shape.scale);
-  std::vector<T> dp(rows);
-  for (int h = 0; h < H; ++h) {
-    const int g = h / group;
-    for (int t = 0; t < rows; ++t) {
-      int first, last;
-      kernels::attention_key_range(t, rows, mask, &first, &last);
-      if (last <= first) continue;
-      const T* p = saved.p.data() + h * TT + static_cast<int64_t>(t) * rows;
-      const T* go = dout + t * qs + static_cast<int64_t>(h) * D;
-      const T* qv = q + t * qs + static_cast<int64_t>(h) * D;
-      // dp_j = do . v_j; dv_j += p_j do.
-      double pdp = 0.0;
-      for (int j = first; j < last; ++j) {
-        const T* vv = v + j * ks + static_cast<int64_t>(g) * D;
-        T acc = 0;
-        for (int d = 0; d < D; ++d) acc += go[d] * vv[d];
-        dp[j] = acc;
-        pdp += static_cast<double>(p[j]) * acc;
-        if (dv) {
-          T* dvv = dv + j * ks + static_cast<int64_t>(g) * D;
-          for (int d = 0; d < D; ++d) dvv[d] += p[j] * go[d];
+  // One head per thread at a time: dq rows are the head's own; dk / dv are shared by the heads
+  // of a kv group, so each thread adds into its own copy and the copies are summed after, in
+  // thread order (the result depends on the thread count only in the rounding).
+  const int threads = worth_threads(H, rows, D) ? std::max(1, std::min(H, omp_get_max_threads())) : 1;
+  const size_t kv_size = static_cast<size_t>(rows) * ks;
+  std::vector<std::vector<T>> dk_part(threads > 1 && dk ? threads : 0, std::vector<T>(kv_size, T(0)));
+  std::vector<std::vector<T>> dv_part(threads > 1 && dv ? threads : 0, std::vector<T>(kv_size, T(0)));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const int me = threads > 1 ? omp_get_thread_num() : 0;
+    T* dk_out = dk && threads > 1 ? dk_part[me].data() : dk;
+    T* dv_out = dv && threads > 1 ? dv_part[me].data() : dv;
+    std::vector<T> dp(rows);
+#pragma omp for schedule(static, 1)
+    for (int h = 0; h < H; ++h) {
+      const int g = h / group;
+      for (int t = 0; t < rows; ++t) {
+        int first, last;
+        kernels::attention_key_range(t, rows, mask, &first, &last);
+        if (last <= first) continue;
+        const T* p = saved.p.data() + h * TT + static_cast<int64_t>(t) * rows;
+        const T* go = dout + t * qs + static_cast<int64_t>(h) * D;
+        const T* qv = q + t * qs + static_cast<int64_t>(h) * D;
+        // dp_j = do . v_j; dv_j += p_j do.
+        double pdp = 0.0;
+        for (int j = first; j < last; ++j) {
+          const T* vv = v + j * ks + static_cast<int64_t>(g) * D;
+          T acc = 0;
+          for (int d = 0; d < D; ++d) acc += go[d] * vv[d];
+          dp[j] = acc;
+          pdp += static_cast<double>(p[j]) * acc;
+          if (dv_out) {
+            T* dvv = dv_out + j * ks + static_cast<int64_t>(g) * D;
+            for (int d = 0; d < D; ++d) dvv[d] += p[j] * go[d];
+          }
         }
-      }
-      // Softmax: ds_j = p_j (dp_j - sum_i p_i dp_i); then the cap; then the scale.
-      for (int j = first; j < last; ++j) {
-        T ds = p[j] * (dp[j] - static_cast<T>(pdp));
-        if (cap) ds *= saved.capd[h * TT + static_cast<int64_t>(t) * rows + j];
-        ds *= scale;
-        const T* kv = k + j * ks + static_cast<int64_t>(g) * D;
-        if (dq) {
-          T* dqv = dq + t * qs + static_cast<int64_t>(h) * D;
-          for (int d = 0; d < D; ++d) dqv[d] += ds * kv[d];
-        }
-        if (dk) {
-          T* dkv = dk + j * ks + static_cast<int64_t>(g) * D;
-          for (int d = 0; d < D; ++d) dkv[d] += ds * qv[d];
+        // Softmax: ds_j = p_j (dp_j - sum_i p_i dp_i); then the cap; then the scale.
+        for (int j = first; j < last; ++j) {
+          T ds = p[j] * (dp[j] - static_cast<T>(pdp));
+          if (cap) ds *= saved.capd[h * TT + static_cast<int64_t>(t) * rows + j];
+          ds *= scale;
+          const T* kv = k + j * ks + static_cast<int64_t>(g) * D;
+          if (dq) {
+            T* dqv = dq + t * qs + static_cast<int64_t>(h) * D;
+            for (int d = 0; d < D; ++d) dqv[d] += ds * kv[d];
+          }
+          if (dk_out) {
+            T* dkv = dk_out + j * ks + static_cast<int64_t>(g) * D;
+            for (int d = 0; d < D; ++d) dkv[d] += ds * qv[d];
+          }
         }
       }
     }
   }
+  for (const auto& [parts, out] : {std::pair{&dk_part, dk}, std::pair{&dv_part, dv}})
+    for (const std::vector<T>& part : *parts)
+      for (size_t i = 0; i < kv_size; ++i) out[i] += part[i];
 }
 
 std::vector<uint8_t> dropout_mask(int64_t n, float p, uint64_t seed) {
