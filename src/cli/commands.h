@@ -15,5 +15,7 @@ Runner add_quantize_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
 Runner add_compare_command(CLI::App& app);
 Runner add_finetune_command(CLI::App& app);
+Runner add_world_command(CLI::App& app);
+Runner add_eval_command(CLI::App& app);
 
 }  // namespace pg::cli

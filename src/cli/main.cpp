@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   pg::cli::Runner bench = pg::cli::add_bench_command(app);
   pg::cli::Runner compare = pg::cli::add_compare_command(app);
   pg::cli::Runner finetune = pg::cli::add_finetune_command(app);
+  pg::cli::Runner world = pg::cli::add_world_command(app);
+  pg::cli::Runner eval = pg::cli::add_eval_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -30,6 +32,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("bench")) return bench();
     if (app.got_subcommand("compare")) return compare();
     if (app.got_subcommand("finetune")) return finetune();
+    if (app.got_subcommand("world")) return world();
+    if (app.got_subcommand("eval")) return eval();
   } catch (const pg::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -1,29 +1,13 @@
-// Drawing boxes, masks and label tags (stb_truetype text; the library's one
-// STB_TRUETYPE_IMPLEMENTATION).
+// Drawing boxes, masks and label tags (stb_truetype text through render/font.h).
 #include "paligemma/annotate.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <memory>
 
 #include "paligemma/error.h"
-
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#endif
-#define STB_TRUETYPE_IMPLEMENTATION
-#define STBTT_STATIC
-#include <stb_truetype.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
+#include "render/font.h"
 
 namespace pg {
 namespace {
@@ -86,109 +70,15 @@ bool outline_extent(const Box& b, int width, int height, OutlineExtent& out) {
   return out.x1 > 0 && out.y1 > 0 && out.x0 < width && out.y0 < height;
 }
 
-std::vector<uint32_t> utf8_codepoints(const std::string& s) {
-  std::vector<uint32_t> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    int n = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) n = 0, cp = c;
-    else if ((c & 0xE0) == 0xC0) n = 1, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0) n = 2, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0) n = 3, cp = c & 0x07;
-    else {
-      out.push_back(0xFFFD);
-      ++i;
-      continue;
-    }
-    bool ok = i + size_t(n) < s.size();
-    for (int k = 1; ok && k <= n; ++k) {
-      const unsigned char d = static_cast<unsigned char>(s[i + size_t(k)]);
-      if ((d & 0xC0) != 0x80) ok = false;
-      else cp = (cp << 6) | (d & 0x3F);
-    }
-    if (!ok) {
-      out.push_back(0xFFFD);
-      ++i;
-      continue;
-    }
-    out.push_back(cp);
-    i += size_t(n) + 1;
-  }
-  return out;
-}
+using render::Font;
+using render::TextLayout;
+using render::utf8_codepoints;
 
-class Font {
- public:
-  explicit Font(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error("annotate_image: cannot open font file '" + path + "'");
-    data_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (in.bad()) throw Error("annotate_image: cannot read font file '" + path + "'");
-    if (data_.size() < 12) throw Error("annotate_image: font file '" + path + "' is not a TrueType font");
-    const int offset = stbtt_GetFontOffsetForIndex(data_.data(), 0);
-    if (offset < 0 || !stbtt_InitFont(&info_, data_.data(), offset))
-      throw Error("annotate_image: font file '" + path + "' is not a TrueType font");
-  }
-  const stbtt_fontinfo* info() const { return &info_; }
-
- private:
-  std::vector<unsigned char> data_;
-  stbtt_fontinfo info_{};
-};
-
-struct TextLayout {
-  float scale = 0;
-  int ascent = 0;  // pixels above the baseline
-  int height = 0;  // ascent + descent, pixels
-  float width = 0;
-};
-
-TextLayout measure(const Font& font, const std::vector<uint32_t>& cps, float px) {
-  TextLayout t;
-  t.scale = stbtt_ScaleForPixelHeight(font.info(), px);
-  int asc = 0, desc = 0, gap = 0;
-  stbtt_GetFontVMetrics(font.info(), &asc, &desc, &gap);
-  t.ascent = int(std::ceil(float(asc) * t.scale));
-  t.height = t.ascent + int(std::ceil(float(-desc) * t.scale));
-  float x = 0;
-  for (size_t i = 0; i < cps.size(); ++i) {
-    int adv = 0, lsb = 0;
-    stbtt_GetCodepointHMetrics(font.info(), int(cps[i]), &adv, &lsb);
-    x += float(adv) * t.scale;
-    if (i + 1 < cps.size()) x += float(stbtt_GetCodepointKernAdvance(font.info(), int(cps[i]), int(cps[i + 1]))) * t.scale;
-  }
-  t.width = x;
-  return t;
-}
+TextLayout measure(const Font& font, const std::vector<uint32_t>& cps, float px) { return font.measure(cps, px); }
 
 void draw_text(Canvas& canvas, const Font& font, const std::vector<uint32_t>& cps, const TextLayout& t, int left,
                int top, const Rgb& color) {
-  const int baseline = top + t.ascent;
-  float x = float(left);
-  std::vector<unsigned char> bitmap;
-  for (size_t i = 0; i < cps.size(); ++i) {
-    const int cp = int(cps[i]);
-    const float shift = x - std::floor(x);
-    int ix0 = 0, iy0 = 0, ix1 = 0, iy1 = 0;
-    stbtt_GetCodepointBitmapBoxSubpixel(font.info(), cp, t.scale, t.scale, shift, 0.f, &ix0, &iy0, &ix1, &iy1);
-    const int gw = ix1 - ix0, gh = iy1 - iy0;
-    if (gw > 0 && gh > 0) {
-      bitmap.assign(size_t(gw) * size_t(gh), 0);
-      stbtt_MakeCodepointBitmapSubpixel(font.info(), bitmap.data(), gw, gh, gw, t.scale, t.scale, shift, 0.f, cp);
-      const int ox = int(std::floor(x)) + ix0, oy = baseline + iy0;
-      for (int gy = 0; gy < gh; ++gy)
-        for (int gx = 0; gx < gw; ++gx) {
-          const unsigned char a = bitmap[size_t(gy) * size_t(gw) + size_t(gx)];
-          if (a) canvas.blend(ox + gx, oy + gy, color, float(a) / 255.f);
-        }
-    }
-    int adv = 0, lsb = 0;
-    stbtt_GetCodepointHMetrics(font.info(), cp, &adv, &lsb);
-    x += float(adv) * t.scale;
-    if (i + 1 < cps.size()) x += float(stbtt_GetCodepointKernAdvance(font.info(), cp, int(cps[i + 1]))) * t.scale;
-  }
+  font.draw(cps, t, left, top, [&](int x, int y, unsigned char a) { canvas.blend(x, y, color, float(a) / 255.f); });
 }
 
 std::string tag_text(const Annotation& a) {
@@ -263,7 +153,7 @@ Image annotate_image(const Image& image, const std::vector<Annotation>& objects,
     if (!outline_extent(objects[i].box, W, H, b)) continue;
     const std::string text = tag_text(objects[i]);
     if (text.empty()) continue;
-    if (!font) font = std::make_unique<Font>(options.font_path);
+    if (!font) font = std::make_unique<Font>(options.font_path, "annotate_image");
     const std::vector<uint32_t> cps = utf8_codepoints(text);
     const TextLayout t = measure(*font, cps, px);
     const int tag_w = int(std::ceil(t.width)) + 2 * pad;

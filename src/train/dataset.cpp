@@ -46,6 +46,14 @@ DatasetRecord parse_record(const std::string& text, const fs::path& base) {
     if (!fs::is_regular_file(p, ec)) throw Error("image file " + p.string() + " does not exist");
     r.images.push_back(p.string());
   }
+  if (j.contains("mask")) {
+    if (!j["mask"].is_string()) throw Error("\"mask\" must be a path");
+    const std::string n = j["mask"].get<std::string>();
+    const fs::path p = fs::path(n).is_absolute() ? fs::path(n) : base / n;
+    std::error_code ec;
+    if (!fs::is_regular_file(p, ec)) throw Error("mask file " + p.string() + " does not exist");
+    r.mask = p.string();
+  }
   return r;
 }
 

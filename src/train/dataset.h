@@ -1,5 +1,6 @@
 #pragma once
 // Training data: JSONL lines {"image": PATH or [PATHS], "prefix": TEXT, "suffix": TEXT}
+// (optionally "mask": PATH, a ground-truth mask PNG for evaluation, nonzero inside)
 // (big_vision's and Roboflow's export format; image paths relative to the JSONL file), and
 // their conversion into token sequences exactly as transformers' PaliGemmaProcessor builds
 // them with a suffix: <image> x N, <bos>, prefix + "\n", suffix tokens, <eos>.
@@ -16,6 +17,7 @@ namespace pg::train {
 struct DatasetRecord {
   std::vector<std::string> images;  // resolved paths
   std::string prefix, suffix;
+  std::string mask;  // optional "mask": a ground-truth mask PNG (resolved path), empty when absent
   int line = 0;  // 1-based line in the file
 };
 
@@ -31,7 +33,7 @@ struct Dataset {
 };
 
 // Reads a JSONL file. A malformed line (not JSON, a missing or non-string field, an image
-// file that does not exist) throws pg::Error "FILE:LINE: reason", or with skip_bad_lines is
+// or mask file that does not exist) throws pg::Error "FILE:LINE: reason", or with skip_bad_lines is
 // recorded in `skipped` and left out. Blank lines are ignored. Throws when no record is left.
 Dataset load_jsonl(const std::string& path, bool skip_bad_lines);
 

@@ -14,6 +14,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -r "$ROOT/tools/golden/requirements.txt"
+# The official VQA normalisation (make_eval_golden.py loads only its vqa_eval.py); without its
+# dependencies, whose pins conflict with the ones above.
+"$VENV/bin/python" -m pip install --quiet --no-deps salesforce-lavis==1.0.2
 "$VENV/bin/python" - <<'PY'
 import torch, transformers, sentencepiece, safetensors, numpy, PIL
 print("golden venv ready: torch", torch.__version__, "| transformers", transformers.__version__,
