@@ -7,12 +7,14 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "paligemma/checkpoint.h"
 #include "paligemma/generate.h"
 #include "paligemma/image.h"
 #include "paligemma/model.h"
 #include "paligemma/tokenizer.h"
+#include "paligemma/world.h"
 #include "test_util.h"
 #include "train/checkpoint_io.h"
 #include "train/dataset.h"
@@ -207,3 +209,82 @@ TEST(FinetuneData, TruncationKeepsThePromptAndCounts) {
 }
 
 }  // namespace
+
+namespace {
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) out.push_back(nlohmann::json::parse(l));
+  return out;
+}
+
+}  // namespace
+
+// Task metrics during training: the validation pass generates with the weights as they are
+// (the trainer's f32 tensors and adapters read in place). Its answers and metrics must be
+// those `paligemma eval` gets from the exported checkpoint (full fine-tuning) or from the base
+// with the exported adapter (LoRA): the random fixture model answers arbitrary tokens, so
+// equal answers on every record show the in-place model is the trained one.
+TEST(Finetune, ValidationTaskMetricsMatchEvalOfTheExport) {
+  pg::test::BackendGuard guard;
+  const pg::test::TempDir dir;
+  const std::string vae = pg::test::fixture("vae/vae_stored.npz");
+  pg::WorldOptions w;
+  w.size = 56;
+  w.vae_path = vae;
+  w.seed = 1;
+  w.images = 4;
+  w.split_name = "train";
+  pg::write_world(dir.file("data"), w);
+  w.seed = 2;
+  w.images = 3;
+  w.split_name = "val";
+  pg::write_world(dir.file("data"), w);
+  const std::string model = pg::test::fixture("models/pg2_gqa_window");
+  for (const bool lora : {false, true}) {
+    TrainerConfig c = overfit_config("pg2_gqa_window", dir.file("data/train.jsonl"), dir.file(lora ? "lora" : "full"));
+    c.val_path = dir.file("data/val.jsonl");
+    c.max_steps = 4;
+    c.batch_size = 2;
+    c.eval_every = 2;
+    c.eval_metrics = -1;
+    c.eval_max_new_tokens = 10;
+    c.vae_path = vae;
+    if (lora) c.trainable = pg::train::TrainableSet::Lora;
+    const pg::train::TrainSummary s = pg::train::run_finetune(c);
+    ASSERT_EQ(s.history.size(), 4u);
+    EXPECT_TRUE(s.history[0].val_metrics.empty());
+    const auto& m = s.history[3].val_metrics;
+    for (const char* key : {"caption.cider", "answer.vqa_accuracy", "detect.map50", "segment.miou"})
+      EXPECT_EQ(m.count(key), 1u) << key;
+    EXPECT_EQ(m.at("caption.examples"), 3.0);
+    const auto logged = read_jsonl(c.out_dir + "/metrics.jsonl");
+    ASSERT_EQ(logged.size(), 4u);
+    EXPECT_TRUE(logged[1].contains("val_metrics"));
+    EXPECT_EQ(logged[3]["val_metrics"]["caption.cider"].get<double>(), m.at("caption.cider"));
+
+    const std::string predictions = dir.file(lora ? "lora_pred.jsonl" : "full_pred.jsonl");
+    const std::string target = lora ? model + " --lora " + c.out_dir + "/adapter" : c.out_dir + "/model";
+    const auto r = pg::test::run_command(pg::test::cli_path() + " eval --quiet --model " + target + " --data " +
+                                         c.val_path + " --vae " + vae + " --max-new-tokens 10 --predictions " +
+                                         predictions + " --json " + predictions + ".report.json");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto ours = read_jsonl(c.out_dir + "/validation/step_4.jsonl");
+    const auto theirs = read_jsonl(predictions);
+    ASSERT_EQ(ours.size(), theirs.size());
+    ASSERT_GT(ours.size(), 10u);
+    std::set<std::string> distinct;
+    for (size_t i = 0; i < ours.size(); ++i) {
+      EXPECT_EQ(ours[i]["prediction"], theirs[i]["prediction"]) << (lora ? "lora " : "full ") << i;
+      distinct.insert(ours[i]["prediction"].get<std::string>());
+    }
+    EXPECT_GT(distinct.size(), 1u) << "the answers should differ between records";
+    const auto report = nlohmann::json::parse(std::ifstream(predictions + ".report.json"))["tasks"];
+    EXPECT_EQ(report["caption"]["cider"].get<double>(), m.at("caption.cider"));
+    EXPECT_EQ(report["answer"]["vqa_accuracy"].get<double>(), m.at("answer.vqa_accuracy"));
+    EXPECT_EQ(report["detect"]["map50"].get<double>(), m.at("detect.map50"));
+    EXPECT_EQ(report["segment"]["miou"].get<double>(), m.at("segment.miou"));
+  }
+}

@@ -47,6 +47,13 @@ class Checkpoint {
   // MappedFile::populate on every file (the files in parallel).
   void populate() const;
 
+  // This checkpoint with some tensors replaced by views into the caller's memory (e.g. the
+  // trainer's current weights, evaluated without writing them out). Each replacement names a
+  // tensor of this checkpoint by its canonical name and has its shape; the dtype may differ
+  // (a trainer's f32 copy of a bf16 tensor). The caller's memory must outlive the result, and
+  // so share the mapped files. Throws pg::Error for an unknown name or another shape.
+  Checkpoint with_tensors(const std::vector<TensorView>& replacements) const;
+
  private:
   std::string dir_;
   std::vector<std::shared_ptr<MappedFile>> files_;

@@ -181,4 +181,9 @@ using EvalProgress = std::function<void(size_t done, size_t total)>;
 Evaluation evaluate_model(const Model& model, const std::vector<EvalRecord>& records, const EvaluateOptions& options,
                           const EvalProgress& progress = {});
 
+// One JSON line per record of an evaluation (`paligemma eval --predictions`, the trainer's
+// validation/step_N.jsonl): line, image, prefix, targets, prediction, task, exact_match, score
+// (null where the task has no per-example value), skipped_pieces, stop_reason.
+std::string predictions_jsonl(const Evaluation& evaluation, const std::vector<EvalRecord>& records);
+
 }  // namespace pg

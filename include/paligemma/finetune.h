@@ -3,6 +3,7 @@
 // the loss, the optimizer and schedule, the data and the outputs of a run. The pieces are in
 // src/train/ (docs/ARCHITECTURE.md, "Data flow of one training step").
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,12 @@ struct TrainerConfig {
   double warmup_fraction = 0.05;
   LossOptions loss;
   int64_t eval_every = 0;  // steps between validation passes (0: only at the end)
+  // Task metrics at each validation pass: greedy answers for the first N validation records,
+  // scored per task (caption CIDEr, VQA accuracy, detection mAP@0.5, segmentation mIoU, OCR
+  // exact match; include/paligemma/eval.h). 0: validation loss only; < 0: every record.
+  int eval_metrics = 0;
+  int eval_max_new_tokens = 64;
+  std::string vae_path;  // VQ-VAE (vae-oid.npz layout) for segment answers; empty: box IoU
   int64_t save_every = 0;  // steps between training-state saves (0: only at the end)
   DType export_dtype = DType::BF16;
   bool resume = false;     // continue from out_dir/state if present
@@ -117,6 +124,10 @@ struct StepRecord {
   double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0;
   int tokens = 0;
   double val_loss = -1;  // < 0: not evaluated at this step
+  // Task metrics when evaluated at this step (TrainerConfig::eval_metrics), by "task.metric":
+  // "caption.cider", "answer.vqa_accuracy", "detect.map50", "segment.miou", "ocr.exact_match",
+  // and "<task>.exact_match" / "<task>.examples" for every task present.
+  std::map<std::string, double> val_metrics;
 };
 
 struct TrainSummary {

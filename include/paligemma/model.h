@@ -70,6 +70,11 @@ class Model {
   // Reads config.json, maps the safetensors, loads tokenizer.model, checks every tensor's
   // shape against the config. Throws pg::Error naming what is wrong.
   static std::unique_ptr<Model> load(const std::string& model_dir, const ModelOptions& options = {});
+  // The same with the weights taken from `weights` (e.g. Checkpoint::with_tensors over the
+  // directory's own: a model being fine-tuned, evaluated in place); config.json and
+  // tokenizer.model still come from model_dir.
+  static std::unique_ptr<Model> load(const std::string& model_dir, const Checkpoint& weights,
+                                     const ModelOptions& options = {});
   ~Model();
 
   const ModelConfig& config() const { return config_; }

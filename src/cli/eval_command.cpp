@@ -87,24 +87,7 @@ int run_eval(const EvalArgs& a) {
   std::cout << format_table(ev.report);
   if (!a.json_path.empty()) write_text(a.json_path, to_json(ev.report) + "\n", "--json");
   if (!a.predictions_path.empty()) {
-    std::string lines;
-    for (size_t i = 0; i < ev.examples.size(); ++i) {
-      const EvalExample& ex = ev.examples[i];
-      const ExampleScore& s = ev.report.per_example[i];
-      nlohmann::json j;
-      j["line"] = records[i].line;
-      j["image"] = records[i].images;
-      j["prefix"] = ex.prefix;
-      j["targets"] = ex.targets;
-      j["prediction"] = ex.prediction;
-      j["task"] = task_name(s.task);
-      j["exact_match"] = s.exact_match;
-      if (std::isfinite(s.score)) j["score"] = s.score;
-      else j["score"] = nullptr;
-      j["skipped_pieces"] = s.skipped_pieces;
-      j["stop_reason"] = ev.stop_reasons[i];
-      lines += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    }
+    const std::string lines = predictions_jsonl(ev, records);
     write_text(a.predictions_path, lines, "--predictions");
   }
   if (profile::enabled()) std::cerr << profile::report();

@@ -59,6 +59,7 @@ int finetune(FinetuneArgs& a) {
   if (c.warmup_fraction < 0 || c.warmup_fraction > 1) throw Error("--warmup must be in [0, 1]");
   if (c.loss.dropout < 0 || c.loss.dropout >= 1) throw Error("--dropout must be in [0, 1)");
   if (c.lora.dropout < 0 || c.lora.dropout >= 1) throw Error("--lora-dropout must be in [0, 1)");
+  if (c.eval_max_new_tokens < 1) throw Error("--eval-max-new-tokens must be >= 1");
   const TrainSummary s = run_finetune(c);
   std::printf(
       "{\"steps\": %lld, \"final_loss\": %.6f, \"final_val_loss\": %s, \"examples\": %d, \"skipped_lines\": %d, "
@@ -136,6 +137,13 @@ Runner add_finetune_command(CLI::App& app) {
   cmd->add_option("--resize", a->resize, "Image resize: pil (transformers) or bigvision")->capture_default_str();
   cmd->add_option("--eval-every", c.eval_every, "Steps between validation passes (0: only at the end)")
       ->capture_default_str();
+  cmd->add_option("--eval-metrics", c.eval_metrics,
+                  "Task metrics at each validation pass on the first N validation records (greedy answers: caption "
+                  "CIDEr, VQA accuracy, detection mAP@0.5, segmentation mIoU, OCR exact match; -1: all; 0: off)")
+      ->capture_default_str();
+  cmd->add_option("--eval-max-new-tokens", c.eval_max_new_tokens, "Answer length limit for --eval-metrics")
+      ->capture_default_str();
+  cmd->add_option("--vae", c.vae_path, "VQ-VAE npz (vae-oid.npz layout) decoding segment answers for --eval-metrics");
   cmd->add_option("--save-every", c.save_every, "Steps between saves of the resumable state (0: only at the end)")
       ->capture_default_str();
   cmd->add_flag("--resume", c.resume, "Continue from OUT/state (same data and settings)");

@@ -1,5 +1,7 @@
 // Running a model over evaluation records and scoring its answers (see paligemma/eval.h).
 #include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "paligemma/error.h"
 #include "paligemma/eval.h"
@@ -77,6 +79,30 @@ Evaluation evaluate_model(const Model& model, const std::vector<EvalRecord>& rec
   if (!scoring.tokenizer) scoring.tokenizer = &model.tokenizer();
   out.report = score_examples(out.examples, scoring);
   return out;
+}
+
+std::string predictions_jsonl(const Evaluation& ev, const std::vector<EvalRecord>& records) {
+  std::string lines;
+  for (size_t i = 0; i < ev.examples.size() && i < records.size(); ++i) {
+    const EvalExample& ex = ev.examples[i];
+    const ExampleScore& s = ev.report.per_example[i];
+    nlohmann::json j;
+    j["line"] = records[i].line;
+    j["image"] = records[i].images;
+    j["prefix"] = ex.prefix;
+    j["targets"] = ex.targets;
+    j["prediction"] = ex.prediction;
+    j["task"] = task_name(s.task);
+    j["exact_match"] = s.exact_match;
+    if (std::isfinite(s.score))
+      j["score"] = s.score;
+    else
+      j["score"] = nullptr;
+    j["skipped_pieces"] = s.skipped_pieces;
+    j["stop_reason"] = ev.stop_reasons[i];
+    lines += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  }
+  return lines;
 }
 
 }  // namespace pg

@@ -241,6 +241,19 @@ size_t Checkpoint::total_bytes() const {
   return total;
 }
 
+Checkpoint Checkpoint::with_tensors(const std::vector<TensorView>& replacements) const {
+  Checkpoint out = *this;
+  for (const TensorView& r : replacements) {
+    auto it = out.tensors_.find(r.name);
+    if (it == out.tensors_.end()) throw Error("checkpoint " + dir_ + " has no tensor " + r.name + " to replace");
+    if (r.shape != it->second.view.shape)
+      throw Error("replacement for tensor " + r.name + " has another shape than the checkpoint's");
+    if (r.data == nullptr) throw Error("replacement for tensor " + r.name + " has no data");
+    it->second.view = r;
+  }
+  return out;
+}
+
 void Checkpoint::populate() const {
   const int n = static_cast<int>(files_.size());
 #pragma omp parallel for schedule(dynamic, 1)

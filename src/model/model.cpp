@@ -15,6 +15,13 @@ Model::~Model() = default;
 std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelOptions& options) {
   if (!std::filesystem::is_directory(model_dir))
     throw Error("model directory " + model_dir + " does not exist or is not a directory");
+  return load(model_dir, Checkpoint::open(model_dir), options);
+}
+
+std::unique_ptr<Model> Model::load(const std::string& model_dir, const Checkpoint& weights,
+                                   const ModelOptions& options) {
+  if (!std::filesystem::is_directory(model_dir))
+    throw Error("model directory " + model_dir + " does not exist or is not a directory");
   std::unique_ptr<Model> m(new Model());
   m->dir_ = model_dir;
   m->options_ = options;
@@ -30,7 +37,7 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
     throw Error(model_dir + "/tokenizer.model has " + std::to_string(tok_vocab) +
                 " pieces, more than text_config.vocab_size " + std::to_string(m->config_.text.vocab_size) +
                 " in config.json");
-  m->checkpoint_ = Checkpoint::open(model_dir);
+  m->checkpoint_ = weights;
   m->weights_ = load_weights(m->checkpoint_, m->config_);
   if (!options.lora_dir.empty()) attach_lora(options.lora_dir, m->checkpoint_, *m->weights_);
   const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
@@ -17,6 +18,7 @@
 #include "train/checkpoint_io.h"
 #include "train/dataset.h"
 #include "train/loss_plot.h"
+#include "train/validation.h"
 
 namespace pg::train {
 namespace fs = std::filesystem;
@@ -144,10 +146,14 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
                  "were left out\n",
                  tc.max_tokens, stats.truncated, stats.dropped);
   std::vector<TrainExample> val;
+  std::unique_ptr<Validator> validator;
   if (!tc.val_path.empty()) {
     const Dataset val_data = load_jsonl(tc.val_path, tc.skip_bad_lines);
     TruncationStats vstats;
     val = load_examples(val_data, tokenizer, config, tc, &vstats, "validation");
+    if (tc.eval_metrics != 0) validator = std::make_unique<Validator>(tc, val_data, tc.eval_metrics);
+  } else if (tc.eval_metrics != 0) {
+    throw Error("--eval-metrics needs validation data (--val)");
   }
 
   const int n = static_cast<int>(train.size());
@@ -282,8 +288,15 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
     rec.tokens = tokens;
     rec.tokens_per_s = tokens / std::max(dt, 1e-9);
     const bool last = step + 1 == total;
-    if (!val.empty() && (last || (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0)))
+    if (!val.empty() && (last || (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0))) {
       rec.val_loss = mean_loss(params, config, val, tc.loss, tc.batch_size, use_lora ? &lora : nullptr);
+      if (validator) {
+        const EvalReport report = validator->run(ckpt, params, use_lora ? &lora : nullptr, rec.step);
+        rec.val_metrics = task_metrics(report);
+        if (!tc.quiet)
+          std::fprintf(stderr, "step %lld validation: %s\n", (long long)rec.step, task_metrics_line(report).c_str());
+      }
+    }
     summary.history.push_back(rec);
     nlohmann::json line = {{"step", rec.step},
                            {"epoch", rec.epoch},
@@ -293,6 +306,7 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
                            {"tokens", rec.tokens},
                            {"tokens_per_s", rec.tokens_per_s}};
     if (rec.val_loss >= 0) line["val_loss"] = rec.val_loss;
+    if (!rec.val_metrics.empty()) line["val_metrics"] = rec.val_metrics;
     metrics << line.dump() << "\n" << std::flush;
     if (!tc.quiet) {
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
