@@ -260,10 +260,16 @@ TEST(Finetune, ValidationTaskMetricsMatchEvalOfTheExport) {
     for (const char* key : {"caption.cider", "answer.vqa_accuracy", "detect.map50", "segment.miou"})
       EXPECT_EQ(m.count(key), 1u) << key;
     EXPECT_EQ(m.at("caption.examples"), 3.0);
+    EXPECT_EQ(s.initial_val_metrics.count("caption.cider"), 1u) << "the starting point is measured";
     const auto logged = read_jsonl(c.out_dir + "/metrics.jsonl");
-    ASSERT_EQ(logged.size(), 4u);
-    EXPECT_TRUE(logged[1].contains("val_metrics"));
-    EXPECT_EQ(logged[3]["val_metrics"]["caption.cider"].get<double>(), m.at("caption.cider"));
+    ASSERT_EQ(logged.size(), 5u);  // step 0 (before training), then steps 1..4
+    EXPECT_EQ(logged[0]["step"], 0);
+    EXPECT_FALSE(logged[0].contains("loss"));
+    EXPECT_TRUE(logged[0].contains("val_metrics"));
+    EXPECT_TRUE(logged[2].contains("val_metrics"));
+    EXPECT_FALSE(logged[3].contains("val_metrics"));
+    EXPECT_EQ(logged[4]["val_metrics"]["caption.cider"].get<double>(), m.at("caption.cider"));
+    EXPECT_TRUE(fs::exists(c.out_dir + "/validation/step_0.jsonl"));
 
     const std::string predictions = dir.file(lora ? "lora_pred.jsonl" : "full_pred.jsonl");
     const std::string target = lora ? model + " --lora " + c.out_dir + "/adapter" : c.out_dir + "/model";

@@ -221,3 +221,56 @@ TEST(MatmulKernels, UnsupportedChoicesAreRefused) {
 }
 
 }  // namespace
+
+// The training backward's dx += dy W (matmul_transposed_add) on every path, precision and
+// weight format: f32 precision (or few rows) is exact sgemm on the dequantised weights; bf16
+// precision with many rows rounds dy and the widened weights to bf16 (as the forward's
+// products do) and sums in f32. dx starts non-zero: the product is added.
+TEST(MatmulKernels, TransposedAddEveryPath) {
+  // The last case has more weight rows than one block of the bf16 route (16 MiB of transpose).
+  const std::vector<Case> cases = {{3, 40, 64}, {17, 33, 100}, {40, 70, 588}, {130, 96, 1152}, {20, 9000, 48},
+                                   {9, 1100, 8200}};
+  for (KernelPath path : supported_paths())
+    for (Precision precision : {Precision::F32, Precision::BF16}) {
+      if (precision == Precision::BF16 && !pg::bf16_supported(path)) continue;
+      pg::test::BackendGuard guard;
+      pg::set_kernel_path(path);
+      pg::set_precision(precision);
+      std::mt19937 rng(99);
+      for (WeightFormat format :
+           {WeightFormat::F32, WeightFormat::BF16, WeightFormat::F16, WeightFormat::Int8, WeightFormat::Q4})
+        for (const Case& c : cases)
+          for (int misalign : {0, 24}) {
+            if (c.N * c.K > 1000000 && (format != WeightFormat::Q4 || misalign)) continue;  // the slow case once
+            OwnedWeight w = make_weight(format, c.N, c.K, rng, misalign);
+            std::normal_distribution<float> dist(0.0f, 1.0f);
+            std::vector<float> dy(c.M * c.N), dx(c.M * c.K);
+            for (float& v : dy) v = dist(rng);
+            for (float& v : dx) v = dist(rng);
+            const std::vector<float> dx0 = dx;
+            pg::kernels::matmul_transposed_add(dy.data(), c.M, w.view, dx.data());
+            const bool bf16 = precision == Precision::BF16 && path != KernelPath::Reference &&
+                              c.M > pg::kernels::kSmallRows;
+            std::vector<float> wf(c.N * c.K);
+            pg::kernels::dequantize_rows_f32(w.view, 0, c.N, wf.data());
+            for (int m = 0; m < c.M; ++m)
+              for (int64_t k = 0; k < c.K; ++k) {
+                double want = 0, mag = 0;
+                for (int64_t n = 0; n < c.N; ++n) {
+                  double a = dy[m * c.N + n], b = wf[n * c.K + k];
+                  if (bf16) {
+                    a = round_bf16(static_cast<float>(a));
+                    b = round_bf16(static_cast<float>(b));
+                  }
+                  want += a * b;
+                  mag += std::fabs(a * b);
+                }
+                const double got = static_cast<double>(dx[m * c.K + k]) - dx0[m * c.K + k];
+                ASSERT_NEAR(got, want, 2e-6 * mag + 1e-4)
+                    << pg::kernel_path_name(path) << "/" << pg::precision_name(precision) << " "
+                    << pg::kernels::weight_format_name(format) << " M=" << c.M << " N=" << c.N << " K=" << c.K
+                    << " misalign " << misalign << " at " << m << "," << k;
+              }
+          }
+    }
+}

@@ -135,6 +135,9 @@ struct TrainSummary {
   bool finished = false;  // the planned total was reached (and the model exported)
   std::vector<StepRecord> history;
   double final_val_loss = -1;
+  // Before the first step of a fresh run with validation data (the log's step 0).
+  double initial_val_loss = -1;
+  std::map<std::string, double> initial_val_metrics;
   int train_examples = 0, skipped_lines = 0, truncated = 0, dropped = 0;
 };
 

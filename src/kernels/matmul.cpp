@@ -148,11 +148,76 @@ void matmul(const float* x, int M, const WeightMatrix& w, const float* bias, flo
   add_bias(bias, M, w.rows, y);
 }
 
+namespace {
+
+// Weight rows per block of the bf16 transposed product: the block's transpose (K x rows bf16)
+// stays within ~16 MiB, whatever the matrix (the 257k-row embedding is 1.2 GB in bf16).
+int64_t transposed_block_rows(int64_t N, int64_t K) {
+  const int64_t rows = std::max<int64_t>(32, (int64_t{16} << 20) / (2 * std::max<int64_t>(K, 1)) / 32 * 32);
+  return std::min(N, rows);
+}
+
+// dx += dy W through the bf16 products: for each block of weight rows [n0, n0 + nb), its
+// transpose T [K, nb] in bf16 (rows 64-byte aligned when nb is a multiple of 32) is a weight
+// matrix whose product with dy[:, n0 .. n0 + nb] is exactly that block's share of dy W.
+void bf16_transposed_add(const float* dy, int M, const WeightMatrix& w, float* dx, KernelPath path) {
+  const int64_t N = w.rows, K = w.cols, block = transposed_block_rows(N, K);
+  AlignedBuffer<uint16_t> transposed;
+  std::vector<float> dy_block, product(static_cast<size_t>(M) * K);
+  for (int64_t n0 = 0; n0 < N; n0 += block) {
+    const int64_t nb = std::min(block, N - n0);
+    transposed.resize(static_cast<size_t>(K) * nb);
+    uint16_t* t = transposed.data();
+    // Each thread widens 32 weight rows at a time and writes them as 32 columns of T.
+    const int64_t chunks = (nb + 31) / 32;
+#pragma omp parallel num_threads(std::max(1, pg::threads())) if (chunks > 1)
+    {
+      std::vector<float> rows(static_cast<size_t>(32) * K);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t r0 = c * 32, r1 = std::min(nb, r0 + 32);
+        dequantize_rows_f32(w, n0 + r0, r1 - r0, rows.data());
+        for (int64_t k = 0; k < K; ++k) {
+          uint16_t* dst = t + k * nb + r0;
+          for (int64_t r = r0; r < r1; ++r) dst[r - r0] = f32_to_bf16(rows[(r - r0) * K + k]);
+        }
+      }
+    }
+    WeightMatrix tw;
+    tw.name = w.name + " (transposed)";
+    tw.format = WeightFormat::BF16;
+    tw.rows = K;
+    tw.cols = nb;
+    tw.data = t;
+    const float* x = dy + n0;
+    if (nb != N) {  // the block's columns of dy, contiguous
+      dy_block.resize(static_cast<size_t>(M) * nb);
+      for (int m = 0; m < M; ++m)
+        std::memcpy(dy_block.data() + static_cast<int64_t>(m) * nb, dy + static_cast<int64_t>(m) * N + n0,
+                    static_cast<size_t>(nb) * sizeof(float));
+      x = dy_block.data();
+    }
+    bf16_rows(x, M, tw, product.data(), path);
+    for (size_t i = 0; i < product.size(); ++i) dx[i] += product[i];
+  }
+}
+
+}  // namespace
+
 void matmul_transposed_add(const float* dy, int M, const WeightMatrix& w, float* dx) {
   if (w.empty()) throw Error("matmul: weight " + w.name + " has no data");
   if (M <= 0 || w.rows <= 0) return;
-  profile::Scope scope("matmul.transposed", 2.0 * M * w.rows * w.cols, static_cast<double>(w.total_bytes()));
-  detail::gemm_f32_blas_transposed_add(dy, M, w, dx);
+  const KernelPath path = kernel_path();
+  // Mixed precision as in the forward: with Precision::BF16 and many rows the products run
+  // on the bf16 hardware (dy and W rounded to bf16, f32 sums); otherwise exact f32 (sgemm).
+  const bool bf16 = path != KernelPath::Reference && M > kSmallRows && precision() == Precision::BF16 &&
+                    bf16_supported(path);
+  profile::Scope scope(bf16 ? "matmul.transposed.bf16" : "matmul.transposed", 2.0 * M * w.rows * w.cols,
+                       static_cast<double>(w.total_bytes()));
+  if (bf16)
+    bf16_transposed_add(dy, M, w, dx, path);
+  else
+    detail::gemm_f32_blas_transposed_add(dy, M, w, dx);
 }
 
 }  // namespace pg::kernels

@@ -241,6 +241,26 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
                  n, (long long)total, (long long)steps_per_epoch, tc.batch_size, tc.grad_accum,
                  tc.batch_size / tc.grad_accum, names.size(), static_cast<double>(trained.total_numel()) / 1e6,
                  use_lora ? " of LoRA adapters" : "", params.views().size());
+  // Validation loss (and task metrics) of the model as it is now, into rec.
+  auto validate = [&](StepRecord& rec) {
+    rec.val_loss = mean_loss(params, config, val, tc.loss, tc.batch_size, use_lora ? &lora : nullptr);
+    if (!validator) return;
+    const EvalReport report = validator->run(ckpt, params, use_lora ? &lora : nullptr, rec.step);
+    rec.val_metrics = task_metrics(report);
+    if (!tc.quiet)
+      std::fprintf(stderr, "step %lld validation: loss %.4f, %s\n", (long long)rec.step, rec.val_loss,
+                   task_metrics_line(report).c_str());
+  };
+  // A fresh run with validation data first measures the starting point (step 0 of the log).
+  if (start == 0 && !val.empty()) {
+    StepRecord before;
+    validate(before);
+    nlohmann::json line = {{"step", 0}, {"val_loss", before.val_loss}};
+    if (!before.val_metrics.empty()) line["val_metrics"] = before.val_metrics;
+    metrics << line.dump() << "\n" << std::flush;
+    summary.initial_val_loss = before.val_loss;
+    summary.initial_val_metrics = before.val_metrics;
+  }
   const auto t0 = std::chrono::steady_clock::now();
   int cached_epoch = -1;
   std::vector<int> order;
@@ -288,15 +308,7 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
     rec.tokens = tokens;
     rec.tokens_per_s = tokens / std::max(dt, 1e-9);
     const bool last = step + 1 == total;
-    if (!val.empty() && (last || (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0))) {
-      rec.val_loss = mean_loss(params, config, val, tc.loss, tc.batch_size, use_lora ? &lora : nullptr);
-      if (validator) {
-        const EvalReport report = validator->run(ckpt, params, use_lora ? &lora : nullptr, rec.step);
-        rec.val_metrics = task_metrics(report);
-        if (!tc.quiet)
-          std::fprintf(stderr, "step %lld validation: %s\n", (long long)rec.step, task_metrics_line(report).c_str());
-      }
-    }
+    if (!val.empty() && (last || (tc.eval_every > 0 && (step + 1) % tc.eval_every == 0))) validate(rec);
     summary.history.push_back(rec);
     nlohmann::json line = {{"step", rec.step},
                            {"epoch", rec.epoch},
@@ -332,7 +344,7 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
     while (std::getline(in, text)) {
       const auto j = nlohmann::json::parse(text, nullptr, false);
       if (j.is_discarded()) continue;
-      train_curve.emplace_back(j["step"].get<double>(), j["loss"].get<double>());
+      if (j.contains("loss")) train_curve.emplace_back(j["step"].get<double>(), j["loss"].get<double>());
       if (j.contains("val_loss")) val_curve.emplace_back(j["step"].get<double>(), j["val_loss"].get<double>());
     }
   }
