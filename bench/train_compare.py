@@ -13,7 +13,9 @@ examples, batch 3, a few optimizer steps.
   the same number for both.
 
 Usage: .venv-golden/bin/python bench/train_compare.py [--model DIR] [--mode full|lora] [--steps 6]
-       [--threads 2] [--cli build/paligemma] [--out bench/results/x.json]
+       [--batch 3] [--threads 2] [--cli build/paligemma] [--out bench/results/x.json]
+A torch child that dies (e.g. the OOM killer: PaliGemma 2 3B LoRA in f32 at batch 3 needs more
+than 24 GiB) is reported with its peak RSS instead of a speed.
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ def peak_rss_gib(ru) -> float:
 def run_ours(a, work: Path) -> dict:
     photos = REPO / "tests" / "fixtures" / "photos"
     data = work / "train.jsonl"
-    data.write_text("".join(json.dumps({**e, "image": str(photos / e["image"])}) + "\n" for e in EXAMPLES))
+    data.write_text("".join(json.dumps({**e, "image": str(photos / e["image"])}) + "\n" for e in EXAMPLES[:a.batch]))
     cmd = [a.cli, "finetune", "--model", a.model, "--train", str(data), "--out", str(work / "ours"), "--max-steps",
-           str(a.steps), "--batch-size", "3", "--lr", "1e-4", "--schedule", "constant", "--warmup", "0",
+           str(a.steps), "--batch-size", str(a.batch), "--lr", "1e-4", "--schedule", "constant", "--warmup", "0",
            "--no-shuffle", "--quiet", "--threads", str(a.threads)]
     if a.mode == "lora":
         cmd += ["--train-set", "lora", "--lora-rank", str(a.rank), "--lora-alpha", str(2 * a.rank)]
@@ -81,8 +83,9 @@ def torch_child(a) -> None:
     vc = (model.config if a.mode == "full" else model.base_model.model.config).vision_config
     proc = make_processor(vc.image_size, vc.patch_size, Path(a.model) / "tokenizer.model")
     photos = REPO / "tests" / "fixtures" / "photos"
-    images = [Image.open(photos / e["image"]).convert("RGB") for e in EXAMPLES]
-    batch = proc(text=[e["prefix"] for e in EXAMPLES], images=images, suffix=[e["suffix"] for e in EXAMPLES],
+    examples = EXAMPLES[:a.batch]
+    images = [Image.open(photos / e["image"]).convert("RGB") for e in examples]
+    batch = proc(text=[e["prefix"] for e in examples], images=images, suffix=[e["suffix"] for e in examples],
                  padding="longest", return_tensors="pt")
     tokens = int((batch["labels"] != -100).sum())
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
@@ -101,12 +104,12 @@ def torch_child(a) -> None:
 
 def run_torch(a) -> dict:
     cmd = [sys.executable, __file__, "--child", "--model", a.model, "--mode", a.mode, "--steps", str(a.steps),
-           "--threads", str(a.threads), "--rank", str(a.rank)]
+           "--threads", str(a.threads), "--rank", str(a.rank), "--batch", str(a.batch)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     out = p.stdout.read()
     _, status, ru = os.wait4(p.pid, 0)
-    if status != 0:
-        raise SystemExit("torch child failed")
+    if status != 0:  # e.g. killed by the kernel's OOM killer (SIGKILL)
+        return {"failed": True, "status": status, "peak_rss_gib": peak_rss_gib(ru)}
     r = json.loads(out.strip().splitlines()[-1])
     r["peak_rss_gib"] = peak_rss_gib(ru)
     return r
@@ -119,6 +122,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rank", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=3, choices=[1, 2, 3], help="examples per step (the first N)")
     ap.add_argument("--cli", default=str(REPO / "build" / "paligemma"))
     ap.add_argument("--out", default="")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -128,8 +132,19 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as t:
         ours = run_ours(a, Path(t))
+    print(f"ours: {ours['step_s']:.3f} s/step, {ours['tokens_per_s']:.2f} tok/s, {ours['peak_rss_gib']:.2f} GiB",
+          flush=True)
     theirs = run_torch(a)
-    res = {"model": a.model, "mode": a.mode, "steps": a.steps, "threads": a.threads, "batch": 3, "ours": ours,
+    if theirs.get("failed"):
+        res = {"model": a.model, "mode": a.mode, "steps": a.steps, "threads": a.threads, "batch": a.batch,
+               "ours": ours, "torch": theirs}
+        print(f"| {Path(a.model).name} {a.mode} batch {a.batch} | ours {ours['step_s']:.3f} s/step, "
+              f"{ours['peak_rss_gib']:.2f} GiB | torch failed (exit status {theirs['status']}) at "
+              f"{theirs['peak_rss_gib']:.2f} GiB peak |")
+        if a.out:
+            Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
+        return 1
+    res = {"model": a.model, "mode": a.mode, "steps": a.steps, "threads": a.threads, "batch": a.batch, "ours": ours,
            "torch": theirs, "speedup": ours["tokens_per_s"] / theirs["tokens_per_s"],
            "memory_ratio": theirs["peak_rss_gib"] / ours["peak_rss_gib"]}
     print(f"| {Path(a.model).name} {a.mode} | ours {ours['step_s']:.3f} s/step, {ours['tokens_per_s']:.1f} tok/s, "

@@ -168,18 +168,34 @@ void bf16_transposed_add(const float* dy, int M, const WeightMatrix& w, float* d
     const int64_t nb = std::min(block, N - n0);
     transposed.resize(static_cast<size_t>(K) * nb);
     uint16_t* t = transposed.data();
-    // Each thread widens 32 weight rows at a time and writes them as 32 columns of T.
+    // Each thread takes 32 weight rows at a time and writes them as 32 columns of T: bf16
+    // weights are copied as they are, other formats widened to f32 and rounded.
     const int64_t chunks = (nb + 31) / 32;
 #pragma omp parallel num_threads(std::max(1, pg::threads())) if (chunks > 1)
     {
-      std::vector<float> rows(static_cast<size_t>(32) * K);
+      std::vector<float> rows(w.format == WeightFormat::BF16 ? 0 : static_cast<size_t>(32) * K);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t c = 0; c < chunks; ++c) {
-        const int64_t r0 = c * 32, r1 = std::min(nb, r0 + 32);
-        dequantize_rows_f32(w, n0 + r0, r1 - r0, rows.data());
+        const int64_t r0 = c * 32, r1 = std::min(nb, r0 + 32), count = r1 - r0;
+        if (w.format == WeightFormat::BF16) {
+          const auto* src = reinterpret_cast<const uint8_t*>(w.data) + (n0 + r0) * w.row_bytes();
+          for (int64_t k0 = 0; k0 < K; k0 += 64) {  // 32 x 64 tiles: both sides stay in L1
+            const int64_t k1 = std::min(K, k0 + 64);
+            for (int64_t r = 0; r < count; ++r) {
+              const auto* row = reinterpret_cast<const uint16_t*>(src + r * w.row_bytes());
+              for (int64_t k = k0; k < k1; ++k) t[k * nb + r0 + r] = row[k];
+            }
+          }
+          continue;
+        }
+        dequantize_rows_f32(w, n0 + r0, count, rows.data());
         for (int64_t k = 0; k < K; ++k) {
           uint16_t* dst = t + k * nb + r0;
-          for (int64_t r = r0; r < r1; ++r) dst[r - r0] = f32_to_bf16(rows[(r - r0) * K + k]);
+          for (int64_t r = 0; r < count; ++r) {  // round to nearest even, as f32_to_bf16 (finite values)
+            uint32_t bits;
+            std::memcpy(&bits, &rows[r * K + k], 4);
+            dst[r] = static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+          }
         }
       }
     }

@@ -141,6 +141,16 @@ void patchify(const float* pixels, int C, int S, int P, float* out) {
     }
 }
 
+void exp_shifted(float* x, int64_t n, float shift) {
+  if (kernel_path() == KernelPath::Reference) {
+    for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i] - shift);
+  } else if (use_avx512()) {
+    detail::exp_shifted_avx512(x, n, shift);
+  } else {
+    detail::exp_shifted_avx2(x, n, shift);
+  }
+}
+
 void softmax(float* x, int n) {
   float mx = -INFINITY;
   for (int i = 0; i < n; ++i) mx = std::max(mx, x[i]);

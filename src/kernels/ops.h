@@ -21,6 +21,10 @@ void gelu_erf(float* x, int64_t n);
 // cap * tanh(x / cap): Gemma 2's attention and final logit soft-caps.
 void soft_cap(float* x, int64_t n, float cap);
 
+// x = exp(x - shift) element-wise (a softmax's numerators), vectorised (vector_math.h: ~1 ulp;
+// arguments below -87.3 give 0); serial: the caller runs it inside its own threads.
+void exp_shifted(float* x, int64_t n, float shift);
+
 // y = a * b element-wise (GeGLU: gelu(gate) * up).
 void multiply(float* a, const float* b, int64_t n);
 // y += x

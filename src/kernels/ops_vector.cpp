@@ -72,4 +72,25 @@ PG_TARGET_AVX2 void soft_cap_avx2(float* x, int64_t n, float cap) {
   }
 }
 
+PG_TARGET_AVX512 void exp_shifted_avx512(float* x, int64_t n, float shift) {
+  const __m512 sh = _mm512_set1_ps(shift);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    _mm512_mask_storeu_ps(x + i, m, vmath::exp512(_mm512_sub_ps(v, sh)));
+  }
+}
+
+PG_TARGET_AVX2 void exp_shifted_avx2(float* x, int64_t n, float shift) {
+  const __m256 sh = _mm256_set1_ps(shift);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, vmath::exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), sh)));
+  if (i < n) {
+    float tail[8] = {};
+    for (int64_t j = i; j < n; ++j) tail[j - i] = x[j];
+    _mm256_storeu_ps(tail, vmath::exp256(_mm256_sub_ps(_mm256_loadu_ps(tail), sh)));
+    for (int64_t j = i; j < n; ++j) x[j] = tail[j - i];
+  }
+}
+
 }  // namespace pg::kernels::detail

@@ -8,5 +8,7 @@ void gelu_tanh_avx512(float* x, int64_t n);
 void gelu_tanh_avx2(float* x, int64_t n);
 void soft_cap_avx512(float* x, int64_t n, float cap);
 void soft_cap_avx2(float* x, int64_t n, float cap);
+void exp_shifted_avx512(float* x, int64_t n, float shift);
+void exp_shifted_avx2(float* x, int64_t n, float shift);
 
 }  // namespace pg::kernels::detail
