@@ -69,6 +69,7 @@ class GradGolden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GradGolden, SequencesLossesAndEveryGradient) {
   pg::test::BackendGuard guard;
+  pg::set_precision(pg::Precision::F32);  // exact f32 products (the bf16 mode rounds them)
   const std::string model = GetParam();
   const std::string mdir = pg::test::fixture("models/" + model);
   const auto golden = load_golden(model);
@@ -183,6 +184,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, GradGolden,
 // embedding gradient, needed for the global norm, is not stored); the norm itself is checked
 // against our own full gradients.
 TEST(GradGoldenOptimizer, OneStepOfEachVariant) {
+  pg::test::BackendGuard guard;
+  pg::set_precision(pg::Precision::F32);  // exact f32 products (the bf16 mode rounds them)
   const std::string model = "pg2_gqa_window";
   const std::string mdir = pg::test::fixture("models/" + model);
   const std::string dir = pg::test::fixture("grad_golden/" + model);
@@ -338,6 +341,7 @@ TEST(TrainOptimizer, ClipOnlyAboveTheNormAndDecayMasks) {
 // difference quotient is accurate to ~1%; a missing 1/(1-p) is 100% off at p = 0.5).
 TEST(TrainDropout, ReplaysAndDifferentiates) {
   pg::test::BackendGuard guard;
+  pg::set_precision(pg::Precision::F32);
   const std::string mdir = pg::test::fixture("models/pg2_gqa_window");
   const pg::Checkpoint ckpt = pg::Checkpoint::open(mdir);
   const pg::ModelConfig config = pg::load_model_config(mdir);

@@ -10,6 +10,7 @@
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/quantize.h"
+#include "paligemma/backend.h"
 #include "paligemma/error.h"
 #include "train/layers.h"
 #include "train/lora.h"
@@ -37,10 +38,27 @@ struct Access {
   float lora_dropout = 0.0f;
   uint64_t lora_stream = 0;
 
+  // Mixed precision: in the bf16 precision a trained (f32 master) matrix's forward and input
+  // gradient run on the bf16 products like a frozen one's; its weight gradient stays f32.
+  static bool bf16_products(int M) {
+    return M > kernels::kSmallRows && precision() == Precision::BF16 && bf16_supported(kernel_path());
+  }
+  static kernels::WeightMatrix f32_matrix(const float* data, int N, int K, const std::string& name) {
+    kernels::WeightMatrix m;
+    m.name = name;
+    m.format = kernels::WeightFormat::F32;
+    m.rows = N;
+    m.cols = K;
+    m.data = data;
+    return m;
+  }
+
   // y = x W^T + b, plus s (dropout(x) A^T) B^T with an adapter on W.
   void linear_fwd(const float* x, int M, int K, const std::string& weight, const float* bias, int N, float* y) const {
     if (const kernels::WeightMatrix* v = p.view(weight))  // frozen, in the checkpoint
       kernels::matmul(x, M, *v, bias, y);
+    else if (bf16_products(M))
+      kernels::matmul(x, M, f32_matrix(w(weight), N, K, weight), bias, y);
     else
       linear_forward<float>(x, M, K, w(weight), bias, N, y);
     if (!lora || !lora->has(weight)) return;
@@ -59,6 +77,9 @@ struct Access {
     if (const kernels::WeightMatrix* v = p.view(weight)) {  // frozen: only the input gradient
       if (dx) kernels::matmul_transposed_add(dy, M, *v, dx);
       linear_backward<float>(dy, x, nullptr, M, K, N, nullptr, nullptr, dbias);  // the bias alone
+    } else if (bf16_products(M)) {
+      if (dx) kernels::matmul_transposed_add(dy, M, f32_matrix(w(weight), N, K, weight), dx);
+      linear_backward<float>(dy, x, w(weight), M, K, N, nullptr, d(weight), dbias);
     } else {
       linear_backward<float>(dy, x, w(weight), M, K, N, dx, d(weight), dbias);
     }
