@@ -144,4 +144,50 @@ PG_BF16 void weight_rows_bf16(const WeightMatrix& w, int64_t n0, int64_t nrows, 
   }
 }
 
+// 16 x 16 transpose of 32-bit elements (rows in r, columns out in w): the unpack / 128-bit
+// lane shuffle network, which leaves column j in w[j].
+PG_BF16 static inline void transpose16x16_epi32(const __m512i* r, __m512i* w) {
+  __m512i t[16], u[16], v[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i + 0], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i + 0], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j) {
+      v[8 * i + j] = _mm512_shuffle_i32x4(u[8 * i + j], u[8 * i + 4 + j], 0x88);
+      v[8 * i + 4 + j] = _mm512_shuffle_i32x4(u[8 * i + j], u[8 * i + 4 + j], 0xdd);
+    }
+  for (int j = 0; j < 8; ++j) {
+    w[j] = _mm512_shuffle_i32x4(v[j], v[8 + j], 0x88);
+    w[8 + j] = _mm512_shuffle_i32x4(v[j], v[8 + j], 0xdd);
+  }
+}
+
+PG_BF16 void transpose_bf16_32x32(const uint16_t* src, int64_t src_stride, uint16_t* dst, int64_t dst_stride) {
+  // Each row's 32 values are 16 pairs (columns 2p, 2p + 1): transposing the pairs of rows
+  // 0-15 and 16-31 gives, for each p, the pairs of all 32 rows in two registers; the even and
+  // odd halves of those are output rows 2p and 2p + 1.
+  __m512i rows[16], top[16], bottom[16];
+  for (int i = 0; i < 16; ++i) rows[i] = _mm512_loadu_si512(src + i * src_stride);
+  transpose16x16_epi32(rows, top);
+  for (int i = 0; i < 16; ++i) rows[i] = _mm512_loadu_si512(src + (16 + i) * src_stride);
+  transpose16x16_epi32(rows, bottom);
+  alignas(64) uint16_t even[32], odd[32];
+  for (int j = 0; j < 32; ++j) {
+    even[j] = static_cast<uint16_t>(j < 16 ? 2 * j : 32 + 2 * (j - 16));
+    odd[j] = static_cast<uint16_t>(even[j] + 1);
+  }
+  const __m512i ie = _mm512_load_si512(even), io = _mm512_load_si512(odd);
+  for (int p = 0; p < 16; ++p) {
+    _mm512_storeu_si512(dst + (2 * p) * dst_stride, _mm512_permutex2var_epi16(top[p], ie, bottom[p]));
+    _mm512_storeu_si512(dst + (2 * p + 1) * dst_stride, _mm512_permutex2var_epi16(top[p], io, bottom[p]));
+  }
+}
+
 }  // namespace pg::kernels::detail

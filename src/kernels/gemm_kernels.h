@@ -72,4 +72,7 @@ enum class WeightLayout { Rows, AmxTiles };
 void weight_rows_bf16(const WeightMatrix& w, int64_t n0, int64_t nrows, int64_t nrows_padded, int64_t k0,
                       int64_t kn, uint16_t* out, WeightLayout layout = WeightLayout::Rows);
 
+// dst[k][r] = src[r][k] for a 32 x 32 block of 16-bit values (strides in elements; AVX-512BW).
+void transpose_bf16_32x32(const uint16_t* src, int64_t src_stride, uint16_t* dst, int64_t dst_stride);
+
 }  // namespace pg::kernels::detail

@@ -179,12 +179,15 @@ void bf16_transposed_add(const float* dy, int M, const WeightMatrix& w, float* d
         const int64_t r0 = c * 32, r1 = std::min(nb, r0 + 32), count = r1 - r0;
         if (w.format == WeightFormat::BF16) {
           const auto* src = reinterpret_cast<const uint8_t*>(w.data) + (n0 + r0) * w.row_bytes();
-          for (int64_t k0 = 0; k0 < K; k0 += 64) {  // 32 x 64 tiles: both sides stay in L1
-            const int64_t k1 = std::min(K, k0 + 64);
-            for (int64_t r = 0; r < count; ++r) {
-              const auto* row = reinterpret_cast<const uint16_t*>(src + r * w.row_bytes());
-              for (int64_t k = k0; k < k1; ++k) t[k * nb + r0 + r] = row[k];
-            }
+          const int64_t stride = w.row_bytes() / 2;
+          int64_t k_done = 0;
+          if (count == 32)  // whole 32 x 32 blocks in registers
+            for (; k_done + 32 <= K; k_done += 32)
+              detail::transpose_bf16_32x32(reinterpret_cast<const uint16_t*>(src) + k_done, stride,
+                                           t + k_done * nb + r0, nb);
+          for (int64_t r = 0; r < count; ++r) {  // the edges
+            const auto* row = reinterpret_cast<const uint16_t*>(src + r * w.row_bytes());
+            for (int64_t k = k_done; k < K; ++k) t[k * nb + r0 + r] = row[k];
           }
           continue;
         }
