@@ -229,7 +229,11 @@ void matmul_transposed_add(const float* dy, int M, const WeightMatrix& w, float*
   const KernelPath path = kernel_path();
   // Mixed precision as in the forward: with Precision::BF16 and many rows the products run
   // on the bf16 hardware (dy and W rounded to bf16, f32 sums); otherwise exact f32 (sgemm).
-  const bool bf16 = path != KernelPath::Reference && M > kSmallRows && precision() == Precision::BF16 &&
+  // The transpose costs one pass over W, the product M multiply-adds per weight: below
+  // kMinTransposedRows rows (e.g. the output layer's few target rows against the 257k-row
+  // embedding) the widened panels into sgemm are faster.
+  constexpr int kMinTransposedRows = 64;
+  const bool bf16 = path != KernelPath::Reference && M >= kMinTransposedRows && precision() == Precision::BF16 &&
                     bf16_supported(path);
   profile::Scope scope(bf16 ? "matmul.transposed.bf16" : "matmul.transposed", 2.0 * M * w.rows * w.cols,
                        static_cast<double>(w.total_bytes()));
