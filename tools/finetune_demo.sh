@@ -3,7 +3,7 @@
 # fixture tests/fixtures/models/pg2_gqa_window) learns visual questions about the generated
 # world (colour, shape and count of one object) from scratch. Validation loss and VQA accuracy
 # are measured before the first step and every 100 steps; the answers of each pass are kept.
-# About 12 minutes on 2 cores.
+# About 10 minutes on 2 cores.
 #
 # Usage: bash tools/finetune_demo.sh [WORK_DIR] [CLI]
 set -euo pipefail
