@@ -17,5 +17,7 @@ Runner add_compare_command(CLI::App& app);
 Runner add_finetune_command(CLI::App& app);
 Runner add_world_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
+Runner add_tokenizer_command(CLI::App& app);
+Runner add_init_command(CLI::App& app);
 
 }  // namespace pg::cli

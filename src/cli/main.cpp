@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   pg::cli::Runner finetune = pg::cli::add_finetune_command(app);
   pg::cli::Runner world = pg::cli::add_world_command(app);
   pg::cli::Runner eval = pg::cli::add_eval_command(app);
+  pg::cli::Runner tokenizer = pg::cli::add_tokenizer_command(app);
+  pg::cli::Runner init = pg::cli::add_init_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -51,6 +53,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("finetune")) return finetune();
     if (app.got_subcommand("world")) return world();
     if (app.got_subcommand("eval")) return eval();
+    if (app.got_subcommand("tokenizer")) return tokenizer();
+    if (app.got_subcommand("init")) return init();
   } catch (const pg::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

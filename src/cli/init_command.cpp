@@ -1,0 +1,48 @@
+// `paligemma init`: a freshly initialised checkpoint from a config.json (include/paligemma/model_init.h).
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "paligemma/error.h"
+#include "paligemma/model_init.h"
+
+namespace pg::cli {
+namespace {
+
+struct InitArgs {
+  std::string config, tokenizer, out, dtype = "f32";
+  uint64_t seed = 0;
+  bool zero_projector = false;
+};
+
+int init(const InitArgs& a) {
+  ModelInitOptions o;
+  o.seed = a.seed;
+  if (a.dtype == "f32")
+    o.dtype = DType::F32;
+  else if (a.dtype == "bf16")
+    o.dtype = DType::BF16;
+  else
+    throw Error("init: --dtype must be f32 or bf16, got '" + a.dtype + "'");
+  o.zero_projector = a.zero_projector;
+  o.quiet = false;
+  init_model(a.config, a.tokenizer, a.out, o);
+  return 0;
+}
+
+}  // namespace
+
+Runner add_init_command(CLI::App& app) {
+  auto args = std::make_shared<InitArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "init", "Write a freshly initialised checkpoint (transformers' init rules) from a config.json, to train from scratch");
+  cmd->add_option("--config", args->config, "PaliGemma config.json (copied to the output)")->required();
+  cmd->add_option("--tokenizer", args->tokenizer, "SentencePiece tokenizer.model (copied to the output)")->required();
+  cmd->add_option("--out", args->out, "Output directory (must not exist or be empty)")->required();
+  cmd->add_option("--seed", args->seed, "Seed of the random weights")->capture_default_str();
+  cmd->add_option("--dtype", args->dtype, "Stored dtype: f32 or bf16")->capture_default_str();
+  cmd->add_flag("--zero-projector", args->zero_projector, "Projector weight 0 (big_vision's stage-1 init)");
+  return [args] { return init(*args); };
+}
+
+}  // namespace pg::cli
