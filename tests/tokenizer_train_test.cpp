@@ -12,6 +12,7 @@
 
 #include "paligemma/error.h"
 #include "paligemma/tokenizer.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 
@@ -254,3 +255,28 @@ TEST(TokenizerTrain, ErrorPaths) {
 }
 
 }  // namespace
+
+// `paligemma tokenizer` end to end: a world split in, a model that pg::Tokenizer loads out;
+// a missing data file and a too small vocabulary are one-line errors with a non-zero exit.
+TEST(TokenizerTrain, Cli) {
+  pg::test::TempDir dir;
+  const std::string cli = pg::test::cli_path();
+  const auto world = pg::test::run_command(cli + " world --out " + dir.file("data") +
+                                           " --seed 4 --images 20 --size 32 --tasks caption,answer,detect 2>&1");
+  ASSERT_EQ(world.exit_code, 0) << world.output;
+  const auto ok = pg::test::run_command(cli + " tokenizer --data " + dir.file("data/train.jsonl") +
+                                        " --vocab 500 --out " + dir.file("tok.model") + " 2>&1");
+  ASSERT_EQ(ok.exit_code, 0) << ok.output;
+  const pg::Tokenizer t = pg::Tokenizer::load(dir.file("tok.model"));
+  EXPECT_EQ(t.encode("<loc0512>").size(), 1u);
+  EXPECT_EQ(t.decode(t.encode("how many circles are there?")), "how many circles are there?");
+  const auto missing = pg::test::run_command(cli + " tokenizer --data " + dir.file("nope.jsonl") + " --out " +
+                                             dir.file("t2.model") + " 2>&1");
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.output.find("error: "), std::string::npos) << missing.output;
+  EXPECT_NE(missing.output.find("nope.jsonl"), std::string::npos) << missing.output;
+  const auto small = pg::test::run_command(cli + " tokenizer --data " + dir.file("data/train.jsonl") +
+                                           " --vocab 10 --out " + dir.file("t3.model") + " 2>&1");
+  EXPECT_NE(small.exit_code, 0);
+  EXPECT_NE(small.output.find("error: "), std::string::npos) << small.output;
+}
