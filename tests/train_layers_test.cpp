@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <functional>
 #include <random>
 #include <string>
@@ -13,6 +15,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/ops.h"
+#include "test_util.h"
 #include "train/layers.h"
 
 namespace {
@@ -321,3 +324,51 @@ TEST(TrainLayers, DropoutMaskAndBackward) {
 }
 
 }  // namespace
+
+// SigLIP's sigmoid contrastive loss: the loss and every gradient against PyTorch float64
+// autograd of the paper's formula (tools/golden/make_siglip_loss_golden.py), in double and
+// in float, and by central differences; a zero embedding is an error.
+TEST(TrainLayers, SigmoidContrastiveLoss) {
+  std::ifstream in(pg::test::fixture("siglip_loss/golden.json"));
+  ASSERT_TRUE(in) << "missing tests/fixtures/siglip_loss/golden.json";
+  const nlohmann::json golden = nlohmann::json::parse(in);
+  ASSERT_EQ(golden["cases"].size(), 3u);
+  for (const auto& c : golden["cases"]) {
+    const int n = c["n"], dim = c["dim"];
+    Vec img = c["img"].get<Vec>(), txt = c["txt"].get<Vec>();
+    double tp = c["t_prime"], b = c["b"];
+    Vec di(img.size(), 0.0), dt(txt.size(), 0.0);
+    double dtp = 0, db = 0;
+    const double loss =
+        pg::train::sigmoid_contrastive_loss(img.data(), txt.data(), n, dim, tp, b, di.data(), dt.data(), &dtp, &db);
+    EXPECT_NEAR(loss, c["loss"].get<double>(), 1e-12 * std::fabs(c["loss"].get<double>()) + 1e-14);
+    const Vec want_i = c["d_img"].get<Vec>(), want_t = c["d_txt"].get<Vec>();
+    for (size_t i = 0; i < di.size(); ++i) ASSERT_NEAR(di[i], want_i[i], 1e-12) << "d img " << i;
+    for (size_t i = 0; i < dt.size(); ++i) ASSERT_NEAR(dt[i], want_t[i], 1e-12) << "d txt " << i;
+    EXPECT_NEAR(dtp, c["d_t_prime"].get<double>(), 1e-12);
+    EXPECT_NEAR(db, c["d_b"].get<double>(), 1e-12);
+    // Float: the same to float rounding.
+    std::vector<float> fi(img.begin(), img.end()), ft(txt.begin(), txt.end()), gfi(img.size()), gft(txt.size());
+    float ftp = 0, fdb = 0;
+    const double floss = pg::train::sigmoid_contrastive_loss(fi.data(), ft.data(), n, dim, static_cast<float>(tp),
+                                                             static_cast<float>(b), gfi.data(), gft.data(), &ftp, &fdb);
+    EXPECT_NEAR(floss, loss, 1e-5 * std::fabs(loss));
+    for (size_t i = 0; i < di.size(); ++i) ASSERT_NEAR(gfi[i], want_i[i], 1e-5) << "float d img " << i;
+    // Central differences of the same function (double).
+    auto f = [&] { return pg::train::sigmoid_contrastive_loss<double>(img.data(), txt.data(), n, dim, tp, b, nullptr,
+                                                                       nullptr, nullptr, nullptr); };
+    check_gradient("siglip d img", img, di, f);
+    check_gradient("siglip d txt", txt, dt, f);
+    Vec tpv{tp}, bv{b};
+    auto ft2 = [&] { return pg::train::sigmoid_contrastive_loss<double>(img.data(), txt.data(), n, dim, tpv[0], bv[0],
+                                                                         nullptr, nullptr, nullptr, nullptr); };
+    check_gradient("siglip d t'", tpv, Vec{dtp}, ft2);
+    check_gradient("siglip d b", bv, Vec{db}, ft2);
+  }
+  Vec zero(4 * 3, 0.0), one(4 * 3, 1.0);
+  EXPECT_NE(pg::test::error_of([&] {
+              pg::train::sigmoid_contrastive_loss<double>(zero.data(), one.data(), 4, 3, 0.0, 0.0, nullptr, nullptr,
+                                                          nullptr, nullptr);
+            }).find("all zeros"),
+            std::string::npos);
+}

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "kernels/ops.h"
+#include "paligemma/error.h"
 
 namespace pg::train {
 namespace {
@@ -421,6 +422,72 @@ void apply_dropout(T* x, const std::vector<uint8_t>& keep, float p) {
 }
 
 template <typename T>
+double sigmoid_contrastive_loss(const T* img, const T* txt, int n, int dim, T t_prime, T bias, T* dimg, T* dtxt,
+                                T* dt_prime, T* dbias) {
+  // Unit rows and their norms (double: the sums of squares of a wide embedding).
+  std::vector<double> x(static_cast<size_t>(n) * dim), y(x.size()), nx(n), ny(n);
+  for (int i = 0; i < n; ++i) {
+    double sx = 0, sy = 0;
+    for (int d = 0; d < dim; ++d) {
+      sx += static_cast<double>(img[i * dim + d]) * img[i * dim + d];
+      sy += static_cast<double>(txt[i * dim + d]) * txt[i * dim + d];
+    }
+    nx[i] = std::sqrt(sx);
+    ny[i] = std::sqrt(sy);
+    if (nx[i] == 0 || ny[i] == 0) throw Error("sigmoid_contrastive_loss: an embedding is all zeros");
+    for (int d = 0; d < dim; ++d) {
+      x[i * dim + d] = img[i * dim + d] / nx[i];
+      y[i * dim + d] = txt[i * dim + d] / ny[i];
+    }
+  }
+  const double t = std::exp(static_cast<double>(t_prime));
+  const bool grads = dimg || dtxt || dt_prime || dbias;
+  std::vector<double> g(grads ? static_cast<size_t>(n) * n : 0);  // d loss / d logit_ij
+  std::vector<double> cos(static_cast<size_t>(n) * n);
+  double loss = 0, dt = 0, db = 0;
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      double c = 0;
+      for (int d = 0; d < dim; ++d) c += x[i * dim + d] * y[j * dim + d];
+      cos[i * n + j] = c;
+      const double label = i == j ? 1.0 : -1.0, u = label * (t * c + bias);
+      // -log sigmoid(u) = softplus(-u), computed without overflow.
+      loss += (u >= 0 ? std::log1p(std::exp(-u)) : -u + std::log1p(std::exp(u))) / n;
+      if (!grads) continue;
+      // d softplus(-u) / d logit = -label sigmoid(-u).
+      const double s = u >= 0 ? std::exp(-u) / (1 + std::exp(-u)) : 1 / (1 + std::exp(u));
+      const double gl = -label * s / n;
+      g[i * n + j] = gl;
+      dt += gl * c * t;
+      db += gl;
+    }
+  if (!grads) return loss;
+  if (dt_prime) *dt_prime += static_cast<T>(dt);
+  if (dbias) *dbias += static_cast<T>(db);
+  // d x_i = t sum_j g_ij y_j, d y_j = t sum_i g_ij x_i; then through the normalisation:
+  // d img = (d x - x (x . d x)) / |img|.
+  std::vector<double> dx(dim);
+  for (int side = 0; side < 2; ++side) {
+    T* out = side == 0 ? dimg : dtxt;
+    if (!out) continue;
+    const std::vector<double>& self = side == 0 ? x : y;
+    const std::vector<double>& other = side == 0 ? y : x;
+    const std::vector<double>& norm = side == 0 ? nx : ny;
+    for (int i = 0; i < n; ++i) {
+      std::fill(dx.begin(), dx.end(), 0.0);
+      for (int j = 0; j < n; ++j) {
+        const double gij = side == 0 ? g[i * n + j] : g[j * n + i];
+        for (int d = 0; d < dim; ++d) dx[d] += t * gij * other[j * dim + d];
+      }
+      double proj = 0;
+      for (int d = 0; d < dim; ++d) proj += self[i * dim + d] * dx[d];
+      for (int d = 0; d < dim; ++d) out[i * dim + d] += static_cast<T>((dx[d] - self[i * dim + d] * proj) / norm[i]);
+    }
+  }
+  return loss;
+}
+
+template <typename T>
 double cross_entropy(const T* logits, int rows, int V, const int* targets, const T* weight, T label_smoothing,
                      T* dlogits) {
   double total = 0.0;
@@ -477,6 +544,7 @@ double cross_entropy(const T* logits, int rows, int V, const int* targets, const
   template void attention_backward<T>(const T*, const T*, const T*, const T*, int, const kernels::AttentionShape&, \
                                       const kernels::AttentionMask&, const AttentionSaved<T>&, T*, T*, T*);        \
   template double cross_entropy<T>(const T*, int, int, const int*, const T*, T, T*);                               \
+  template double sigmoid_contrastive_loss<T>(const T*, const T*, int, int, T, T, T*, T*, T*, T*);                 \
   template void apply_dropout<T>(T*, const std::vector<uint8_t>&, float);
 
 PG_TRAIN_INSTANTIATE(float)

@@ -100,6 +100,15 @@ std::vector<uint8_t> dropout_mask(int64_t n, float p, uint64_t seed);
 template <typename T>
 void apply_dropout(T* x, const std::vector<uint8_t>& keep, float p);
 
+// SigLIP's sigmoid contrastive loss (Zhai et al. 2023, Algorithm 1; big_vision's
+// `siglip` loss): x_i = img_i / |img_i|, y_j = txt_j / |txt_j| (rows of [n, dim]),
+// logit_ij = exp(t') x_i . y_j + b, label_ij = +1 on the diagonal (matching pairs), -1 off it,
+// loss = -(1/n) sum_ij log sigmoid(label_ij logit_ij). Returns the loss; with non-null
+// gradient pointers ADDS d loss / d img, d txt, d t', d b into them.
+template <typename T>
+double sigmoid_contrastive_loss(const T* img, const T* txt, int n, int dim, T t_prime, T bias, T* dimg, T* dtxt,
+                                T* dt_prime, T* dbias);
+
 // Cross-entropy of logits [rows, V] against targets[rows] (-1: no loss at that row), each row
 // weighted by weight[row] (the trainer sets 1 / suffix tokens of the example / examples: the
 // big_vision per-example mean then batch mean; or 1 / all target tokens: transformers' mean).
