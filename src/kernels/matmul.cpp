@@ -168,38 +168,31 @@ void bf16_transposed_add(const float* dy, int M, const WeightMatrix& w, float* d
     const int64_t nb = std::min(block, N - n0);
     transposed.resize(static_cast<size_t>(K) * nb);
     uint16_t* t = transposed.data();
-    // Each thread takes 32 weight rows at a time and writes them as 32 columns of T: bf16
-    // weights are copied as they are, other formats widened to f32 and rounded.
-    const int64_t chunks = (nb + 31) / 32;
+    // Each thread takes 32 weight rows at a time as bf16 rows and writes them as 32 columns
+    // of T. weight_rows_bf16 widens every format as the forward's products do, except int8,
+    // whose integers it passes on for the row scale to be applied after the sum; here the
+    // rows are the sum's terms, so int8 rows are dequantised first and then rounded.
+    const int64_t chunks = (nb + 31) / 32, Kp = detail::round_up32(K);
+    const bool int8 = w.format == WeightFormat::Int8;
 #pragma omp parallel num_threads(std::max(1, pg::threads())) if (chunks > 1)
     {
-      std::vector<float> rows(w.format == WeightFormat::BF16 ? 0 : static_cast<size_t>(32) * K);
+      AlignedBuffer<uint16_t> rows(static_cast<size_t>(32) * Kp);
+      std::vector<float> wide(int8 ? static_cast<size_t>(32) * K : 0);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t c = 0; c < chunks; ++c) {
-        const int64_t r0 = c * 32, r1 = std::min(nb, r0 + 32), count = r1 - r0;
-        if (w.format == WeightFormat::BF16) {
-          const auto* src = reinterpret_cast<const uint8_t*>(w.data) + (n0 + r0) * w.row_bytes();
-          const int64_t stride = w.row_bytes() / 2;
-          int64_t k_done = 0;
-          if (count == 32)  // whole 32 x 32 blocks in registers
-            for (; k_done + 32 <= K; k_done += 32)
-              detail::transpose_bf16_32x32(reinterpret_cast<const uint16_t*>(src) + k_done, stride,
-                                           t + k_done * nb + r0, nb);
-          for (int64_t r = 0; r < count; ++r) {  // the edges
-            const auto* row = reinterpret_cast<const uint16_t*>(src + r * w.row_bytes());
-            for (int64_t k = k_done; k < K; ++k) t[k * nb + r0 + r] = row[k];
-          }
-          continue;
+        const int64_t r0 = c * 32, count = std::min<int64_t>(32, nb - r0);
+        if (int8) {
+          dequantize_rows_f32(w, n0 + r0, count, wide.data());
+          detail::pack_rows_bf16(wide.data(), static_cast<int>(count), K, rows.data());
+        } else {
+          detail::weight_rows_bf16(w, n0 + r0, count, 32, 0, Kp, rows.data());
         }
-        dequantize_rows_f32(w, n0 + r0, count, rows.data());
-        for (int64_t k = 0; k < K; ++k) {
-          uint16_t* dst = t + k * nb + r0;
-          for (int64_t r = 0; r < count; ++r) {  // round to nearest even, as f32_to_bf16 (finite values)
-            uint32_t bits;
-            std::memcpy(&bits, &rows[r * K + k], 4);
-            dst[r] = static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
-          }
-        }
+        int64_t k_done = 0;
+        if (count == 32)  // whole 32 x 32 blocks in registers
+          for (; k_done + 32 <= K; k_done += 32)
+            detail::transpose_bf16_32x32(rows.data() + k_done, Kp, t + k_done * nb + r0, nb);
+        for (int64_t r = 0; r < count; ++r)  // the edges
+          for (int64_t k = k_done; k < K; ++k) t[k * nb + r0 + r] = rows[r * Kp + k];
       }
     }
     WeightMatrix tw;
