@@ -335,6 +335,48 @@ struct TextPass {
   }
 };
 
+// The two residual branches of a decoder layer. Each adds its output to the residual stream
+// after Gemma 2's post-norm (post_attention_layernorm / post_feedforward_layernorm; Gemma 1
+// has none) and the dropout mask.
+constexpr int kAttentionBranch = 0, kMlpBranch = 1;
+
+std::string branch_post_norm(int branch) {
+  return branch == kAttentionBranch ? "post_attention_layernorm.weight" : "post_feedforward_layernorm.weight";
+}
+
+// x += dropout([post_norm](out)); rstd and keep receive what the backward needs.
+void add_branch(const Access& A, const TextPass& P, int l, int branch, const Buf& out, Buf& rstd,
+                std::vector<uint8_t>& keep, Buf& x) {
+  const int T = P.T, H = P.tc.hidden_size;
+  Buf y;
+  if (P.gemma2()) {
+    y.resize(out.size());
+    rstd.resize(T);
+    rms_norm_forward(out.data(), T, H, A.w(text_layer(l) + branch_post_norm(branch)), P.tc.rms_norm_eps, y.data(),
+                     rstd.data());
+  } else {
+    y = out;
+  }
+  if (P.options.dropout > 0.0f) {
+    keep = dropout_mask(static_cast<int64_t>(y.size()), P.options.dropout, P.dropout_seed(l, branch));
+    apply_dropout(y.data(), keep, P.options.dropout);
+  }
+  add_into(x.data(), y.data(), x.size());
+}
+
+// The gradient of the branch output `out` from the residual's gradient dx (through the
+// dropout and the post-norm, whose weight gradient is added).
+Buf branch_backward(const Access& A, const TextPass& P, int l, int branch, const Buf& out, const Buf& rstd,
+                    const std::vector<uint8_t>& keep, const Buf& dx) {
+  Buf dy = dx;
+  if (P.options.dropout > 0.0f) apply_dropout(dy.data(), keep, P.options.dropout);
+  if (!P.gemma2()) return dy;
+  Buf dout(dx.size(), 0.0f);
+  const std::string norm = text_layer(l) + branch_post_norm(branch);
+  rms_norm_backward(dy.data(), out.data(), P.T, P.tc.hidden_size, A.w(norm), rstd.data(), dout.data(), A.d(norm));
+  return dout;
+}
+
 // GemmaDecoderLayer / Gemma2DecoderLayer: x += [post_attention_norm](o_proj(attention(rope(
 // q, k), v))) with q/k/v = proj(input_layernorm(x)); x += [post_feedforward_norm](down(
 // gelu(gate) * up)) of the MLP norm of x; each branch output through dropout. x [T, H] in place.
@@ -342,9 +384,7 @@ void text_layer_forward(const Access& A, const TextPass& P, int l, Buf& x, TextL
   const TextConfig& tc = P.tc;
   const int T = P.T, H = tc.hidden_size, I = tc.intermediate_size, D = tc.head_dim;
   const int q_dim = tc.num_heads * D, kv_dim = tc.num_kv_heads * D;
-  const bool gemma2 = P.gemma2(), dropout = P.options.dropout > 0.0f;
   const std::string lp = text_layer(l);
-  Buf tmp(x.size());
   s.x_in = x;
   s.h1.resize(x.size());
   s.rstd1.resize(T);
@@ -361,18 +401,7 @@ void text_layer_forward(const Access& A, const TextPass& P, int l, Buf& x, TextL
   attention_forward(s.q.data(), s.k.data(), s.v.data(), T, P.shape, P.mask(l), s.attn.data(), &s.saved);
   s.o.resize(x.size());
   A.linear_fwd(s.attn.data(), T, q_dim, lp + "self_attn.o_proj.weight", nullptr, H, s.o.data());
-  if (gemma2) {  // h += post_attention_layernorm(attn)
-    s.o_norm_rstd.resize(T);
-    rms_norm_forward(s.o.data(), T, H, A.w(lp + "post_attention_layernorm.weight"), tc.rms_norm_eps, tmp.data(),
-                     s.o_norm_rstd.data());
-  } else {
-    tmp = s.o;
-  }
-  if (dropout) {
-    s.attn_keep = dropout_mask(static_cast<int64_t>(tmp.size()), P.options.dropout, P.dropout_seed(l, 0));
-    apply_dropout(tmp.data(), s.attn_keep, P.options.dropout);
-  }
-  add_into(x.data(), tmp.data(), x.size());
+  add_branch(A, P, l, kAttentionBranch, s.o, s.o_norm_rstd, s.attn_keep, x);
   s.x_mid = x;
   s.h2.resize(x.size());
   s.rstd2.resize(T);
@@ -385,18 +414,7 @@ void text_layer_forward(const Access& A, const TextPass& P, int l, Buf& x, TextL
   geglu_forward(s.gate.data(), s.up.data(), s.gate.size(), tc.hidden_act == "gelu", s.act.data());
   s.m.resize(x.size());
   A.linear_fwd(s.act.data(), T, I, lp + "mlp.down_proj.weight", nullptr, H, s.m.data());
-  if (gemma2) {  // h += post_feedforward_layernorm(mlp)
-    s.m_norm_rstd.resize(T);
-    rms_norm_forward(s.m.data(), T, H, A.w(lp + "post_feedforward_layernorm.weight"), tc.rms_norm_eps, tmp.data(),
-                     s.m_norm_rstd.data());
-  } else {
-    tmp = s.m;
-  }
-  if (dropout) {
-    s.mlp_keep = dropout_mask(static_cast<int64_t>(tmp.size()), P.options.dropout, P.dropout_seed(l, 1));
-    apply_dropout(tmp.data(), s.mlp_keep, P.options.dropout);
-  }
-  add_into(x.data(), tmp.data(), x.size());
+  add_branch(A, P, l, kMlpBranch, s.m, s.m_norm_rstd, s.mlp_keep, x);
 }
 
 // The backward of text_layer_forward: dx (the gradient of the layer's output) becomes the
@@ -405,19 +423,9 @@ void text_layer_backward(const Access& A, const TextPass& P, int l, const TextLa
   const TextConfig& tc = P.tc;
   const int T = P.T, H = tc.hidden_size, I = tc.intermediate_size, D = tc.head_dim;
   const int q_dim = tc.num_heads * D, kv_dim = tc.num_kv_heads * D;
-  const bool gemma2 = P.gemma2(), dropout = P.options.dropout > 0.0f;
   const std::string lp = text_layer(l);
   // MLP branch: its output (after the dropout mask) was added to the residual.
-  Buf dbranch = dx;
-  if (dropout) apply_dropout(dbranch.data(), s.mlp_keep, P.options.dropout);
-  Buf dm;
-  if (gemma2) {
-    dm.assign(dx.size(), 0.0f);
-    rms_norm_backward(dbranch.data(), s.m.data(), T, H, A.w(lp + "post_feedforward_layernorm.weight"),
-                      s.m_norm_rstd.data(), dm.data(), A.d(lp + "post_feedforward_layernorm.weight"));
-  } else {
-    dm = dbranch;
-  }
+  const Buf dm = branch_backward(A, P, l, kMlpBranch, s.m, s.m_norm_rstd, s.mlp_keep, dx);
   Buf dact(s.act.size(), 0.0f);
   A.linear_bwd(dm.data(), s.act.data(), lp + "mlp.down_proj.weight", T, I, H, dact.data(), nullptr);
   Buf dgate(s.gate.size(), 0.0f), dup(s.up.size(), 0.0f);
@@ -429,16 +437,7 @@ void text_layer_backward(const Access& A, const TextPass& P, int l, const TextLa
   rms_norm_backward(dh.data(), s.x_mid.data(), T, H, A.w(lp + P.mlp_norm()), s.rstd2.data(), dx.data(),
                     A.d(lp + P.mlp_norm()));
   // Attention branch.
-  dbranch = dx;
-  if (dropout) apply_dropout(dbranch.data(), s.attn_keep, P.options.dropout);
-  Buf dnorm;
-  if (gemma2) {
-    dnorm.assign(dx.size(), 0.0f);
-    rms_norm_backward(dbranch.data(), s.o.data(), T, H, A.w(lp + "post_attention_layernorm.weight"),
-                      s.o_norm_rstd.data(), dnorm.data(), A.d(lp + "post_attention_layernorm.weight"));
-  } else {
-    dnorm = dbranch;
-  }
+  const Buf dnorm = branch_backward(A, P, l, kAttentionBranch, s.o, s.o_norm_rstd, s.attn_keep, dx);
   Buf dattn(s.attn.size(), 0.0f);
   A.linear_bwd(dnorm.data(), s.attn.data(), lp + "self_attn.o_proj.weight", T, q_dim, H, dattn.data(), nullptr);
   Buf dq(s.q.size(), 0.0f), dk(s.k.size(), 0.0f), dv(s.v.size(), 0.0f);
