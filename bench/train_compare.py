@@ -135,25 +135,22 @@ def main() -> int:
     print(f"ours: {ours['step_s']:.3f} s/step, {ours['tokens_per_s']:.2f} tok/s, {ours['peak_rss_gib']:.2f} GiB",
           flush=True)
     theirs = run_torch(a)
+    res = {"model": a.model, "mode": a.mode, "steps": a.steps, "threads": a.threads, "batch": a.batch, "ours": ours,
+           "torch": theirs}
     if theirs.get("failed"):
-        res = {"model": a.model, "mode": a.mode, "steps": a.steps, "threads": a.threads, "batch": a.batch,
-               "ours": ours, "torch": theirs}
         print(f"| {Path(a.model).name} {a.mode} batch {a.batch} | ours {ours['step_s']:.3f} s/step, "
               f"{ours['peak_rss_gib']:.2f} GiB | torch failed (exit status {theirs['status']}) at "
               f"{theirs['peak_rss_gib']:.2f} GiB peak |")
-        if a.out:
-            Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
-        return 1
-    res = {"model": a.model, "mode": a.mode, "steps": a.steps, "threads": a.threads, "batch": a.batch, "ours": ours,
-           "torch": theirs, "speedup": ours["tokens_per_s"] / theirs["tokens_per_s"],
-           "memory_ratio": theirs["peak_rss_gib"] / ours["peak_rss_gib"]}
-    print(f"| {Path(a.model).name} {a.mode} | ours {ours['step_s']:.3f} s/step, {ours['tokens_per_s']:.1f} tok/s, "
-          f"{ours['peak_rss_gib']:.2f} GiB | torch {theirs['step_s']:.3f} s/step, {theirs['tokens_per_s']:.1f} tok/s, "
-          f"{theirs['peak_rss_gib']:.2f} GiB | speed {res['speedup']:.2f}x, memory {res['memory_ratio']:.2f}x smaller |")
+    else:
+        res["speedup"] = ours["tokens_per_s"] / theirs["tokens_per_s"]
+        res["memory_ratio"] = theirs["peak_rss_gib"] / ours["peak_rss_gib"]
+        print(f"| {Path(a.model).name} {a.mode} | ours {ours['step_s']:.3f} s/step, {ours['tokens_per_s']:.1f} tok/s, "
+              f"{ours['peak_rss_gib']:.2f} GiB | torch {theirs['step_s']:.3f} s/step, "
+              f"{theirs['tokens_per_s']:.1f} tok/s, {theirs['peak_rss_gib']:.2f} GiB | speed {res['speedup']:.2f}x, "
+              f"memory {res['memory_ratio']:.2f}x smaller |")
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
-    return 0
-
+    return 1 if theirs.get("failed") else 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -513,11 +513,6 @@ std::string to_json(const EvalReport& report, int indent) {
         o["map50"] = t.detection.map50;
         o["map75"] = t.detection.map75;
         o["ap50_per_class"] = t.detection.ap50;
-        o["predicted_objects"] = t.predicted_objects;
-        o["ground_truth_objects"] = t.ground_truth_objects;
-        o["malformed_answers"] = t.malformed_answers;
-        o["skipped_pieces"] = t.skipped_pieces;
-        o["malformed_targets"] = t.malformed_targets;
         o["ranked_by_confidence"] = t.ranked_by_confidence;
         break;
       case EvalTask::Segment:
@@ -528,14 +523,16 @@ std::string to_json(const EvalReport& report, int indent) {
         o["missing"] = t.referring.missing;
         o["unscored"] = t.unscored;
         o["iou"] = t.box_iou_fallback ? "box" : "mask";
-        o["predicted_objects"] = t.predicted_objects;
-        o["ground_truth_objects"] = t.ground_truth_objects;
-        o["malformed_answers"] = t.malformed_answers;
-        o["skipped_pieces"] = t.skipped_pieces;
-        o["malformed_targets"] = t.malformed_targets;
         break;
       case EvalTask::Ocr:
       case EvalTask::Other: break;
+    }
+    if (t.task == EvalTask::Detect || t.task == EvalTask::Segment) {  // the object answers' counts
+      o["predicted_objects"] = t.predicted_objects;
+      o["ground_truth_objects"] = t.ground_truth_objects;
+      o["malformed_answers"] = t.malformed_answers;
+      o["skipped_pieces"] = t.skipped_pieces;
+      o["malformed_targets"] = t.malformed_targets;
     }
     tasks[task_name(t.task)] = o;
   }
