@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "cli/objects_json.h"
+#include "core/duration.h"
 #include "paligemma/error.h"
 #include "paligemma/eval.h"
 #include "paligemma/profile.h"
@@ -28,15 +29,6 @@ struct EvalArgs {
   std::string resize = "bicubic";
   std::string bins = "demo";
 };
-
-std::string format_duration(double s) {
-  char b[32];
-  if (!std::isfinite(s) || s < 0) return "?";
-  if (s < 60) std::snprintf(b, sizeof b, "%.0fs", s);
-  else if (s < 3600) std::snprintf(b, sizeof b, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-  else std::snprintf(b, sizeof b, "%dh%02dm", static_cast<int>(s) / 3600, (static_cast<int>(s) % 3600) / 60);
-  return b;
-}
 
 void write_text(const std::string& path, const std::string& text, const char* what) {
   std::ofstream f(path);
@@ -79,8 +71,8 @@ int run_eval(const EvalArgs& a) {
     if (a.model.quiet) return;
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double eta = done ? s / static_cast<double>(done) * static_cast<double>(total - done) : NAN;
-    std::cerr << "eval: " << done << " / " << total << " examples, " << format_duration(s) << " elapsed, ETA "
-              << format_duration(eta) << "\n";
+    std::cerr << "eval: " << done << " / " << total << " examples, " << clock_string(s) << " elapsed, ETA "
+              << clock_string(eta) << "\n";
   };
   Evaluation ev = evaluate_model(*model, records, options, progress);
 

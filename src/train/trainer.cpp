@@ -11,6 +11,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/duration.h"
 #include "paligemma/checkpoint.h"
 #include "paligemma/config.h"
 #include "paligemma/error.h"
@@ -88,13 +89,6 @@ double mean_loss(const Parameters& params, const ModelConfig& config, const std:
     for (double l : loss_and_gradients(params, config, b, o, nullptr, lora).example_loss) sum += l;
   }
   return sum / static_cast<double>(examples.size());
-}
-
-std::string clock_string(double seconds) {
-  const int s = static_cast<int>(std::max(0.0, seconds));
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%02d:%02d:%02d", s / 3600, s / 60 % 60, s % 60);
-  return buf;
 }
 
 nlohmann::json run_identity(const TrainerConfig& c, int examples) {
