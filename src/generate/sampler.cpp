@@ -4,22 +4,17 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/random.h"
 #include "paligemma/generate.h"
 
 namespace pg {
 
 namespace {
-uint64_t splitmix64(uint64_t& x) {
-  uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 }  // namespace
 
 Rng::Rng(uint64_t seed) {
-  for (auto& s : s_) s = splitmix64(seed);
+  for (auto& s : s_) s = splitmix64_next(seed);
 }
 
 uint64_t Rng::next() {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/file.h"
+#include "core/random.h"
 #include "paligemma/config.h"
 #include "paligemma/error.h"
 #include "paligemma/safetensors_writer.h"
@@ -19,24 +20,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 // One stream per tensor: seeded from (seed, FNV-1a of the name).
 class Rng {
  public:
   Rng(uint64_t seed, const std::string& name) {
-    uint64_t h = 0xCBF29CE484222325ULL;
-    for (unsigned char ch : name) h = (h ^ ch) * 0x100000001B3ULL;
-    state_ = seed ^ h;
-    splitmix64(state_);
+    state_ = seed ^ fnv1a(name);
+    splitmix64_next(state_);
   }
   // Uniform in (0, 1]: 53 random bits.
-  double uniform() { return (static_cast<double>(splitmix64(state_) >> 11) + 1.0) * 0x1.0p-53; }
+  double uniform() { return (static_cast<double>(splitmix64_next(state_) >> 11) + 1.0) * 0x1.0p-53; }
   // Standard normal (Box-Muller, both values used).
   double normal() {
     if (have_spare_) {

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "kernels/ops.h"
+#include "core/random.h"
 #include "paligemma/error.h"
 
 namespace pg::train {
@@ -405,13 +406,7 @@ std::vector<uint8_t> dropout_mask(int64_t n, float p, uint64_t seed) {
   // splitmix64: a fixed, platform-independent stream.
   uint64_t state = seed;
   const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(p) * 18446744073709551616.0);
-  for (int64_t i = 0; i < n; ++i) {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    keep[i] = z >= threshold;
-  }
+  for (int64_t i = 0; i < n; ++i) keep[i] = splitmix64_next(state) >= threshold;
   return keep;
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/random.h"
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -111,9 +112,8 @@ struct Access {
   // The dropout mask of an adapter's input (empty without LoRA dropout).
   std::vector<uint8_t> lora_keep(int M, int K, const std::string& weight) const {
     if (lora_dropout <= 0.0f) return {};
-    uint64_t h = 0xCBF29CE484222325ull;  // FNV-1a of the weight name, mixed into the stream
-    for (unsigned char ch : weight) h = (h ^ ch) * 0x100000001B3ull;
-    return dropout_mask(static_cast<int64_t>(M) * K, lora_dropout, lora_stream ^ h);
+    // The weight's name (FNV-1a) mixed into the stream.
+    return dropout_mask(static_cast<int64_t>(M) * K, lora_dropout, lora_stream ^ fnv1a(weight));
   }
   // x itself (no mask), or dropout(x) in `storage`.
   const float* masked(const float* x, size_t n, const std::vector<uint8_t>& keep, std::vector<float>& storage) const {

@@ -96,7 +96,7 @@ void draw_background(Image& image, int size, Rng& rng) {
       else if (kind == 2) t = y, den = span;
       else if (kind == 3) t = x + y, den = 2 * span;
       int noise = 0;
-      if (kind == 4) noise = int(splitmix64(noise_seed ^ (uint64_t(y) * uint64_t(size) + uint64_t(x))) % 25) - 12;
+      if (kind == 4) noise = int(splitmix64_hash(noise_seed ^ (uint64_t(y) * uint64_t(size) + uint64_t(x))) % 25) - 12;
       uint8_t* p = &image.rgb[(size_t(y) * size_t(size) + size_t(x)) * 3];
       for (int k = 0; k < 3; ++k) {
         const int64_t v = (int64_t(c0[k]) * (den - t) + int64_t(c1[k]) * t) / den + noise;

@@ -5,28 +5,17 @@
 #include <string>
 #include <vector>
 
+#include "core/random.h"
 #include "paligemma/world.h"
 
 namespace pg::world {
 
-// splitmix64 (Steele, Lea, Flood 2014), written out so every machine draws the same numbers.
-inline uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+using pg::splitmix64_hash;
 
 class Rng {
  public:
   explicit Rng(uint64_t state) : state_(state) {}
-  uint64_t next() {
-    state_ += 0x9E3779B97F4A7C15ull;
-    uint64_t z = state_;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+  uint64_t next() { return splitmix64_next(state_); }
   // Uniform in [lo, hi] (inclusive; hi < lo gives lo): the high 64 bits of next() * range.
   int64_t uniform(int64_t lo, int64_t hi) {
     if (hi <= lo) return lo;
@@ -42,7 +31,7 @@ class Rng {
 
 // The stream of one purpose (0: the scene; 100 + task: that task's choices) of image `index`.
 inline Rng stream(uint64_t seed, int64_t index, uint64_t purpose) {
-  return Rng(splitmix64(splitmix64(seed) ^ splitmix64(uint64_t(index) * 0x2545F4914F6CDD1Dull + purpose)));
+  return Rng(splitmix64_hash(splitmix64_hash(seed) ^ splitmix64_hash(uint64_t(index) * 0x2545F4914F6CDD1Dull + purpose)));
 }
 
 // Fixed point: kQ units per pixel; pixel (x, y) is sampled at its centre (kQ x + kQ/2, ...).
