@@ -16,6 +16,7 @@
 #include "paligemma/eval.h"
 #include "paligemma/profile.h"
 #include "train/dataset.h"
+#include "train/validation.h"
 
 namespace pg::cli {
 namespace {
@@ -55,7 +56,7 @@ int run_eval(const EvalArgs& a) {
   std::vector<EvalRecord> records;
   for (const train::DatasetRecord& r : data.records) {
     if (a.limit > 0 && records.size() >= static_cast<size_t>(a.limit)) break;
-    records.push_back({r.images, r.prefix, {r.suffix}, r.mask, r.line});
+    records.push_back(train::eval_record(r));
   }
   auto codec = load_codec(a.vae);
   auto model = load_model_with_progress(a.model);

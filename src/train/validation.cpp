@@ -56,7 +56,7 @@ std::string task_metrics_line(const EvalReport& report) {
 Validator::Validator(const TrainerConfig& config, const Dataset& validation, int limit) : config_(config) {
   for (const DatasetRecord& r : validation.records) {
     if (limit > 0 && records_.size() >= static_cast<size_t>(limit)) break;
-    records_.push_back({r.images, r.prefix, {r.suffix}, r.mask, r.line});
+    records_.push_back(eval_record(r));
   }
   if (!config.vae_path.empty()) codec_ = std::make_unique<MaskCodec>(MaskCodec::load(config.vae_path));
 }

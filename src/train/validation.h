@@ -24,6 +24,9 @@ std::map<std::string, double> task_metrics(const EvalReport& report);
 // One line for the progress output: "caption cider 3.10, answer vqa 0.85, detect mAP50 0.62".
 std::string task_metrics_line(const EvalReport& report);
 
+// A training-format record as an evaluation record (its suffix the one reference).
+inline EvalRecord eval_record(const DatasetRecord& r) { return {r.images, r.prefix, {r.suffix}, r.mask, r.line}; }
+
 class Validator {
  public:
   // The first `limit` validation records (all when limit <= 0); `vae` (optional) decodes
