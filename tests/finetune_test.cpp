@@ -208,6 +208,41 @@ TEST(FinetuneData, TruncationKeepsThePromptAndCounts) {
   EXPECT_GT(full, prompt + 2);
 }
 
+// The trainer keeps each distinct image once, resized as 8-bit RGB; the pixels of every
+// example must be preprocess_image's for that file, whichever filter, and images shared
+// between records are decoded once.
+TEST(FinetuneData, ExampleStoreGivesPreprocessImagePixels) {
+  pg::test::TempDir dir;
+  const std::string path = write_data(
+      dir, "d.jsonl",
+      {kExamples[0], kExamples[1], R"({"image": ["coffee.png", "chelsea.png"], "prefix": "caption en", "suffix": "x"})",
+       R"({"image": "chelsea.png", "prefix": "answer en what?", "suffix": "a cat"})"});
+  const std::string mdir = pg::test::fixture("models/pg2_two_images");
+  const pg::Tokenizer tok = pg::Tokenizer::load(mdir + "/tokenizer.model");
+  const pg::ModelConfig config = pg::load_model_config(mdir);
+  const pg::train::Dataset data = pg::train::load_jsonl(path, false);
+  for (const pg::ResizeFilter filter : {pg::ResizeFilter::PilBicubic, pg::ResizeFilter::BigVisionBilinear}) {
+    pg::train::ExampleStore store(config, filter, 0);
+    for (const auto& r : data.records) ASSERT_TRUE(store.add(r, tok, config, nullptr));
+    ASSERT_EQ(store.size(), 4u);
+    EXPECT_EQ(store.image_count(), 3u);
+    for (size_t i = 0; i < data.records.size(); ++i) {
+      std::vector<float> want;
+      for (const std::string& image : data.records[i].images) {
+        const std::vector<float> px = pg::preprocess_image(pg::load_image(image), config.vision.image_size, filter);
+        want.insert(want.end(), px.begin(), px.end());
+      }
+      pg::train::TrainExample seq;
+      ASSERT_TRUE(pg::train::build_sequence(tok, config, data.records[i].prefix, data.records[i].suffix,
+                                            static_cast<int>(data.records[i].images.size()), 0, &seq, nullptr));
+      const pg::train::TrainExample ex = store.example(i);
+      EXPECT_EQ(ex.pixels, want) << "record " << i;
+      EXPECT_EQ(ex.ids, seq.ids);
+      EXPECT_EQ(ex.prefix_len, seq.prefix_len);
+    }
+  }
+}
+
 }  // namespace
 
 namespace {

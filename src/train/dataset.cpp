@@ -106,17 +106,44 @@ bool build_sequence(const Tokenizer& tokenizer, const ModelConfig& config, const
   return true;
 }
 
-bool make_example(const DatasetRecord& record, const Tokenizer& tokenizer, const ModelConfig& config,
-                  ResizeFilter filter, int max_tokens, TrainExample* example, TruncationStats* stats) {
+// The resized image preprocess_image normalises (it skips the resize only for
+// PIL bicubic at the model's size already).
+Image model_sized(const Image& image, int size, ResizeFilter filter) {
+  if (filter == ResizeFilter::PilBicubic && image.width == size && image.height == size) return image;
+  return resize_image(image, size, size, filter);
+}
+
+bool ExampleStore::add(const DatasetRecord& record, const Tokenizer& tokenizer, const ModelConfig& config,
+                       TruncationStats* stats) {
+  TrainExample sequence;
   if (!build_sequence(tokenizer, config, record.prefix, record.suffix, static_cast<int>(record.images.size()),
-                      max_tokens, example, stats))
+                      max_tokens_, &sequence, stats))
     return false;
-  example->pixels.clear();
+  Item item;
+  item.ids = std::move(sequence.ids);
+  item.prefix_len = sequence.prefix_len;
   for (const std::string& path : record.images) {
-    const std::vector<float> px = preprocess_image(load_image(path), config.vision.image_size, filter);
-    example->pixels.insert(example->pixels.end(), px.begin(), px.end());
+    auto it = image_index_.find(path);
+    if (it == image_index_.end()) {
+      images_.push_back(model_sized(load_image(path), image_size_, filter_));
+      it = image_index_.emplace(path, static_cast<int>(images_.size()) - 1).first;
+    }
+    item.images.push_back(it->second);
   }
+  items_.push_back(std::move(item));
   return true;
+}
+
+TrainExample ExampleStore::example(size_t i) const {
+  const Item& item = items_.at(i);
+  TrainExample ex;
+  ex.ids = item.ids;
+  ex.prefix_len = item.prefix_len;
+  for (int image : item.images) {
+    const std::vector<float> px = normalize_image(images_[image], filter_);
+    ex.pixels.insert(ex.pixels.end(), px.begin(), px.end());
+  }
+  return ex;
 }
 
 }  // namespace pg::train

@@ -55,23 +55,22 @@ std::vector<int> epoch_order(int n, uint64_t seed, int epoch, bool shuffle) {
   return order;
 }
 
-std::vector<TrainExample> load_examples(const Dataset& data, const Tokenizer& tokenizer, const ModelConfig& config,
-                                        const TrainerConfig& tc, TruncationStats* stats, const char* what) {
-  std::vector<TrainExample> out;
-  out.reserve(data.records.size());
+// Every record of `data` that fits, images decoded once each (ExampleStore).
+ExampleStore load_examples(const Dataset& data, const Tokenizer& tokenizer, const ModelConfig& config,
+                           const TrainerConfig& tc, TruncationStats* stats, const char* what) {
+  ExampleStore out(config, tc.resize, tc.max_tokens);
   for (size_t i = 0; i < data.records.size(); ++i) {
-    TrainExample ex;
     try {
-      if (make_example(data.records[i], tokenizer, config, tc.resize, tc.max_tokens, &ex, stats))
-        out.push_back(std::move(ex));
+      out.add(data.records[i], tokenizer, config, stats);
     } catch (const Error& e) {
       throw Error(data.path + ":" + std::to_string(data.records[i].line) + ": " + e.what());
     }
     if (!tc.quiet && (i + 1 == data.records.size() || (i + 1) % 50 == 0))
-      std::fprintf(stderr, "\rfinetune: %s data %zu/%zu examples", what, i + 1, data.records.size());
+      std::fprintf(stderr, "\rfinetune: %s data %zu/%zu examples (%zu images)", what, i + 1, data.records.size(),
+                   out.image_count());
   }
   if (!tc.quiet) std::fprintf(stderr, "\n");
-  if (out.empty()) throw Error(data.path + ": no example fits --max-tokens " + std::to_string(tc.max_tokens));
+  if (out.size() == 0) throw Error(data.path + ": no example fits --max-tokens " + std::to_string(tc.max_tokens));
   return out;
 }
 
@@ -130,7 +129,7 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
   for (const BadLine& b : train_data.skipped)
     std::fprintf(stderr, "finetune: %s:%d: skipped: %s\n", tc.train_path.c_str(), b.line, b.reason.c_str());
   TruncationStats stats;
-  const std::vector<TrainExample> train = load_examples(train_data, tokenizer, config, tc, &stats, "train");
+  const ExampleStore train = load_examples(train_data, tokenizer, config, tc, &stats, "train");
   summary.train_examples = static_cast<int>(train.size());
   summary.truncated = stats.truncated;
   summary.dropped = stats.dropped;
@@ -144,7 +143,8 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
   if (!tc.val_path.empty()) {
     const Dataset val_data = load_jsonl(tc.val_path, tc.skip_bad_lines);
     TruncationStats vstats;
-    val = load_examples(val_data, tokenizer, config, tc, &vstats, "validation");
+    const ExampleStore store = load_examples(val_data, tokenizer, config, tc, &vstats, "validation");
+    for (size_t i = 0; i < store.size(); ++i) val.push_back(store.example(i));
     if (tc.eval_metrics != 0) validator = std::make_unique<Validator>(tc, val_data, tc.eval_metrics);
   } else if (tc.eval_metrics != 0) {
     throw Error("--eval-metrics needs validation data (--val)");
@@ -267,7 +267,7 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
     const int64_t first = (step % steps_per_epoch) * tc.batch_size;
     const int count = static_cast<int>(std::min<int64_t>(tc.batch_size, n - first));
     std::vector<TrainExample> batch;
-    for (int i = 0; i < count; ++i) batch.push_back(train[order[first + i]]);
+    for (int i = 0; i < count; ++i) batch.push_back(train.example(order[first + i]));
     int tokens = 0;
     for (const auto& ex : batch) tokens += ex.num_targets();
     const auto ts = std::chrono::steady_clock::now();
