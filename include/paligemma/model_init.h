@@ -38,6 +38,11 @@ struct ModelInitOptions {
   uint64_t seed = 0;
   DType dtype = DType::F32;     // F32 or BF16 (values rounded to nearest even)
   bool zero_projector = false;  // projector weight 0 (bias is 0 anyway)
+  // Size the vocabulary to the tokenizer (a model trained from scratch with our own
+  // tokenizer): image_token_index = its piece count (the id after the last piece, as in the
+  // released models), vocab_size (top level and text_config) = that + 1 rounded up to a
+  // multiple of 64. The copied config.json carries the values written.
+  bool fit_vocabulary = false;
   bool quiet = true;            // false: progress lines on stderr
 };
 

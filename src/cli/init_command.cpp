@@ -12,7 +12,7 @@ namespace {
 struct InitArgs {
   std::string config, tokenizer, out, dtype = "f32";
   uint64_t seed = 0;
-  bool zero_projector = false;
+  bool zero_projector = false, fit_vocabulary = false;
 };
 
 int init(const InitArgs& a) {
@@ -25,6 +25,7 @@ int init(const InitArgs& a) {
   else
     throw Error("init: --dtype must be f32 or bf16, got '" + a.dtype + "'");
   o.zero_projector = a.zero_projector;
+  o.fit_vocabulary = a.fit_vocabulary;
   o.quiet = false;
   init_model(a.config, a.tokenizer, a.out, o);
   return 0;
@@ -42,6 +43,8 @@ Runner add_init_command(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Seed of the random weights")->capture_default_str();
   cmd->add_option("--dtype", args->dtype, "Stored dtype: f32 or bf16")->capture_default_str();
   cmd->add_flag("--zero-projector", args->zero_projector, "Projector weight 0 (big_vision's stage-1 init)");
+  cmd->add_flag("--fit-vocabulary", args->fit_vocabulary,
+                "Set image_token_index to the tokenizer's piece count and vocab_size to the next multiple of 64 above it");
   return [args] { return init(*args); };
 }
 

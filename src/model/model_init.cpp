@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -220,9 +221,25 @@ void init_model(const std::string& config_json_path, const std::string& tokenize
   const std::string config_copy = out_dir + "/config.json";
   const std::string tok_copy = out_dir + "/tokenizer.model";
   try {
-    Tokenizer::load(tokenizer_path);  // fails early on a file that is no SentencePiece model
-    fs::copy_file(config_json_path, config_copy, ec);
-    if (ec) throw Error("init: cannot copy " + config_json_path + " to " + config_copy + ": " + ec.message());
+    const Tokenizer tokenizer = Tokenizer::load(tokenizer_path);  // fails early on a file that is no SentencePiece model
+    if (o.fit_vocabulary) {
+      nlohmann::json j = nlohmann::json::parse(read_file(config_json_path), nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("text_config") || !j["text_config"].is_object())
+        throw Error("init: " + config_json_path + " is not a PaliGemma config (a JSON object with text_config)");
+      const int pieces = tokenizer.vocab_size();
+      const int vocab = (pieces + 1 + 63) / 64 * 64;
+      j["image_token_index"] = pieces;
+      j["vocab_size"] = vocab;
+      j["text_config"]["vocab_size"] = vocab;
+      std::ofstream(config_copy, std::ios::binary) << j.dump(2) << "\n";
+      if (!fs::is_regular_file(config_copy, ec)) throw Error("init: cannot write " + config_copy);
+      if (!o.quiet)
+        std::cerr << "init: vocabulary fitted to the tokenizer: image_token_index " << pieces << ", vocab_size " << vocab
+                  << "\n";
+    } else {
+      fs::copy_file(config_json_path, config_copy, ec);
+      if (ec) throw Error("init: cannot copy " + config_json_path + " to " + config_copy + ": " + ec.message());
+    }
     write_all(config_copy, out_dir, o);
     fs::copy_file(tokenizer_path, tok_copy, ec);
     if (ec) throw Error("init: cannot copy " + tokenizer_path + " to " + tok_copy + ": " + ec.message());
