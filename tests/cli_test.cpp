@@ -225,3 +225,22 @@ TEST(Cli, RunWritesAnnotatedImage) {
 
 }  // namespace
 }  // namespace pg
+
+// A model directory that ships its VQ-VAE (vae-oid.npz, as the bundled world model does) is
+// decoded with it when --vae is not given: a broken one is reported by name, by run and eval.
+TEST(Cli, ModelDirectoryVaeIsUsedWithoutTheFlag) {
+  pg::test::TempDir dir;
+  const std::string model = dir.file("m");
+  std::filesystem::copy(pg::test::fixture("models/pg2_gqa_window"), model);
+  std::ofstream(model + "/vae-oid.npz") << "not a zip";
+  const std::string image = pg::test::fixture("photos/chelsea.png");
+  auto run = pg::test::run_command(pg::test::cli_path() + " run --model " + model + " --image " + image +
+                               " --prompt 'segment cat' --max-new-tokens 2 2>&1");
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_NE(run.output.find(model + "/vae-oid.npz"), std::string::npos) << run.output;
+  std::filesystem::copy_file(pg::test::fixture("vae/vae_deflated.npz"), model + "/vae-oid.npz", std::filesystem::copy_options::overwrite_existing);
+  run = pg::test::run_command(pg::test::cli_path() + " run --model " + model + " --image " + image +
+                          " --prompt 'segment cat' --max-new-tokens 2 2>&1");
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+}
+

@@ -58,7 +58,7 @@ int run_eval(const EvalArgs& a) {
     if (a.limit > 0 && records.size() >= static_cast<size_t>(a.limit)) break;
     records.push_back(train::eval_record(r));
   }
-  auto codec = load_codec(a.vae);
+  auto codec = load_codec(a.vae, a.model.dir);
   auto model = load_model_with_progress(a.model);
 
   EvaluateOptions options;
@@ -95,7 +95,7 @@ Runner add_eval_command(CLI::App& app) {
   add_model_flags(*cmd, args->model);
   cmd->add_option("--data", args->data,
                   "Test data: JSONL lines {\"image\", \"prefix\", \"suffix\"[, \"mask\": PNG]}, paths relative to the file");
-  cmd->add_option("--vae", args->vae, "big_vision's vae-oid.npz: segment answers scored by mask IoU (else box IoU)");
+  cmd->add_option("--vae", args->vae, "big_vision's vae-oid.npz: segment answers scored by mask IoU (default: the model directory's vae-oid.npz; else box IoU)");
   cmd->add_option("--max-new-tokens", args->max_new_tokens, "Most tokens to generate per answer")->capture_default_str();
   cmd->add_option("--batch", args->batch, "Records decoded together")->capture_default_str();
   cmd->add_option("--limit", args->limit, "Evaluate only the first N records (0: all)")->capture_default_str();

@@ -16,9 +16,13 @@ Bins parse_bins(const std::string& name) {
   throw Error("--bins must be demo (bin / 1024 * size) or bigvision (bin / 1023 * size), not '" + name + "'");
 }
 
-std::unique_ptr<MaskCodec> load_codec(const std::string& vae_path) {
-  if (vae_path.empty()) return nullptr;
-  return std::make_unique<MaskCodec>(MaskCodec::load(vae_path));
+std::unique_ptr<MaskCodec> load_codec(const std::string& vae_path, const std::string& model_dir) {
+  if (!vae_path.empty()) return std::make_unique<MaskCodec>(MaskCodec::load(vae_path));
+  const std::string bundled = model_dir + "/vae-oid.npz";
+  std::error_code ec;
+  if (!model_dir.empty() && std::filesystem::is_regular_file(bundled, ec))
+    return std::make_unique<MaskCodec>(MaskCodec::load(bundled));
+  return nullptr;
 }
 
 nlohmann::json objects_json(const DetectedObjects& out) {

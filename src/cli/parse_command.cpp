@@ -32,7 +32,7 @@ int parse(const ParseArgs& a) {
     throw Error("--width x --height is " + std::to_string(static_cast<int64_t>(w) * h) + " pixels, more than the " +
                 std::to_string(kMaxImagePixels) + " an image may have");
   if (a.image.empty() && !a.annotate.empty()) throw Error("--annotate needs --image");
-  auto codec = load_codec(a.vae);
+  auto codec = load_codec(a.vae, "");
   DetectedObjects out = detect_objects(parse_answer(a.text, w, h, ParseOptions{parse_bins(a.bins), {}}), codec.get(), w, h);
   write_visual_outputs(out, img, a.annotate, a.masks);
   nlohmann::json j = objects_json(out);

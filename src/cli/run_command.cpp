@@ -163,7 +163,7 @@ int run(const RunArgs& a) {
     for (const auto& path : job.images) images.back().push_back(load_image(path));
   }
 
-  auto codec = load_codec(a.vae);  // a bad --vae fails before any model work
+  auto codec = load_codec(a.vae, a.model.dir);  // a bad --vae fails before any model work
 
   auto t0 = std::chrono::steady_clock::now();
   auto model = load_model_with_progress(a.model);
@@ -240,7 +240,7 @@ Runner add_run_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--json", args->json,
                 "Print text, tokens, log-probs, timings, and for detect/segment answers the objects, as JSON");
-  cmd->add_option("--vae", args->vae, "big_vision's vae-oid.npz, to decode the masks of segment answers");
+  cmd->add_option("--vae", args->vae, "big_vision's vae-oid.npz, to decode the masks of segment answers (default: the model directory's vae-oid.npz, if any)");
   cmd->add_option("--annotate", args->annotate, "Write the image with boxes, labels and masks to this PNG");
   cmd->add_option("--masks", args->masks, "Write one PNG per decoded mask into this directory");
   cmd->add_option("--bins", args->bins, "Box convention: demo (bin / 1024 * size) or bigvision (bin / 1023 * size)")

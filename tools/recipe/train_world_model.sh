@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The project's own PaliGemma, from nothing, with the project's own code: PaliGemma's recipe
+# (Beyer et al. 2024, sec. 3.2) at toy scale on the synthetic world (`paligemma world`).
+#
+#   world data  ->  tokenizer  ->  fresh model (projector at zero)
+#   -> (a) SigLIP pretraining of the vision tower (sigmoid loss, learned t' and b)
+#   -> (b) the mask VQ-VAE (codebook 128, 16 tokens per mask) -> segment examples
+#   -> (c) stage 1: everything trains on the task mixture at STAGE1_SIZE px, short text
+#   -> stage 2: position embeddings resampled to STAGE2_SIZE px, longer text
+#   -> (d) mix: a transfer on all tasks from fresh data   ->  eval on a held-out split
+#
+# Usage: tools/recipe/train_world_model.sh [OUT_DIR]         (default runs/world-model)
+# Every stage prints its progress, records itself in OUT/done/ when finished and is skipped
+# on a rerun; an interrupted training stage continues from its last saved state (--resume).
+# Knobs (environment): SCALE (multiplies every step count, e.g. 0.01 for a smoke run),
+# THREADS (0 = all cores), TRAIN_IMAGES, STAGE1_SIZE, STAGE2_SIZE, and the *_STEPS below.
+# Timings and results of the run that made models/paligemma-world: docs/WORLD_MODEL.md.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+PG="${PG:-$ROOT/build/paligemma}"
+OUT="${1:-$ROOT/runs/world-model}"
+SCALE="${SCALE:-1}"
+THREADS="${THREADS:-0}"
+TRAIN_IMAGES="${TRAIN_IMAGES:-8000}"    # world images for pretraining and stages 1-2
+MIX_IMAGES="${MIX_IMAGES:-2000}"        # fresh images (another seed) for the mix transfer
+VAL_IMAGES="${VAL_IMAGES:-100}"
+TEST_IMAGES="${TEST_IMAGES:-200}"
+STAGE1_SIZE="${STAGE1_SIZE:-112}"
+STAGE2_SIZE="${STAGE2_SIZE:-224}"
+SIGLIP_STEPS="${SIGLIP_STEPS:-400}"
+VAE_STEPS="${VAE_STEPS:-3000}"
+STAGE1_STEPS="${STAGE1_STEPS:-1200}"
+STAGE2_STEPS="${STAGE2_STEPS:-300}"
+MIX_STEPS="${MIX_STEPS:-200}"
+VOCAB="${VOCAB:-768}"
+
+[ -x "$PG" ] || { echo "recipe: $PG not built (cmake -S . -B build && cmake --build build)" >&2; exit 1; }
+mkdir -p "$OUT/done"
+steps() { awk -v s="$1" -v k="$SCALE" 'BEGIN { n = int(s * k + 0.5); print (n < 1 ? 1 : n) }'; }
+images() { awk -v s="$1" -v k="$SCALE" 'BEGIN { n = int(s * k + 0.5); print (n < 8 ? 8 : n) }'; }
+T0=$(date +%s)
+stage() {  # stage NAME: true when it still has to run (and announces it)
+  if [ -e "$OUT/done/$1" ]; then
+    echo "recipe: [$1] done already ($(cat "$OUT/done/$1"))"
+    return 1
+  fi
+  echo "recipe: [$1] starting at $(date -u +%H:%M:%S), $(($(date +%s) - T0)) s into this run"
+  STAGE_T0=$(date +%s)
+}
+finish() { echo "$(($(date +%s) - STAGE_T0)) s" > "$OUT/done/$1"; echo "recipe: [$1] finished in $(cat "$OUT/done/$1")"; }
+resume_flag() { [ -e "$1/state/state.json" ] && echo "--resume" || true; }
+
+W="$OUT/world"
+WORLD_TASKS="caption,answer,detect,ocr"
+if stage world; then
+  rm -rf "$W"
+  "$PG" world --out "$W" --seed 1 --images "$(images "$TRAIN_IMAGES")" --size "$STAGE2_SIZE" --tasks "$WORLD_TASKS"
+  "$PG" world --out "$W" --seed 1000001 --images "$(images "$VAL_IMAGES")" --size "$STAGE2_SIZE" --tasks "$WORLD_TASKS" --split-name val
+  "$PG" world --out "$W" --seed 3000001 --images "$(images "$MIX_IMAGES")" --size "$STAGE2_SIZE" --tasks "$WORLD_TASKS" --split-name mix
+  grep '"task":"caption"' "$W/train.jsonl" > "$W/captions.jsonl"
+  grep '"task":"caption"' "$W/val.jsonl" > "$W/val_captions.jsonl"
+  finish world
+fi
+
+if stage tokenizer; then
+  "$PG" tokenizer --data "$W/train.jsonl" --vocab "$VOCAB" --out "$OUT/tokenizer.model"
+  finish tokenizer
+fi
+
+if stage init; then
+  rm -rf "$OUT/init"
+  "$PG" init --config "$ROOT/tools/recipe/config.json" --tokenizer "$OUT/tokenizer.model" --out "$OUT/init" \
+    --fit-vocabulary --zero-projector --seed 1
+  finish init
+fi
+
+# (a) The vision tower learns from (image, caption) pairs alone, with SigLIP's sigmoid loss.
+if stage siglip; then
+  "$PG" pretrain-vision --model "$OUT/init" --data "$W/captions.jsonl" --val "$W/val_captions.jsonl" \
+    --out "$OUT/siglip" --steps "$(steps "$SIGLIP_STEPS")" --batch-size 32 --lr 1e-3 --threads "$THREADS" \
+    $(resume_flag "$OUT/siglip")
+  finish siglip
+fi
+
+# (b) The mask VQ-VAE on the world's instance masks, then the segment examples it encodes.
+if stage vae; then
+  "$PG" vae-train --out "$OUT/vae-oid.npz" --steps "$(steps "$VAE_STEPS")" --threads "$THREADS" \
+    $([ -e "$OUT/vae-oid.npz.state" ] && echo --resume || true)
+  finish vae
+fi
+if stage segment-data; then
+  for split in train:1 val:1000001 mix:3000001 test:2000001; do
+    name="${split%%:*}"; seed="${split##*:}"
+    case "$name" in train) n=$TRAIN_IMAGES;; val) n=$VAL_IMAGES;; mix) n=$MIX_IMAGES;; test) n=$TEST_IMAGES;; esac
+    "$PG" world --out "$W" --seed "$seed" --images "$(images "$n")" --size "$STAGE2_SIZE" --tasks segment \
+      --vae "$OUT/vae-oid.npz" --split-name "${name}_segment"
+  done
+  "$PG" world --out "$W" --seed 2000001 --images "$(images "$TEST_IMAGES")" --size "$STAGE2_SIZE" \
+    --tasks "$WORLD_TASKS" --split-name test
+  cat "$W/train.jsonl" "$W/train_segment.jsonl" > "$W/stage.jsonl"
+  cat "$W/val.jsonl" "$W/val_segment.jsonl" > "$W/stage_val.jsonl"
+  cat "$W/mix.jsonl" "$W/mix_segment.jsonl" > "$W/mix_all.jsonl"
+  cat "$W/test.jsonl" "$W/test_segment.jsonl" > "$W/test_all.jsonl"
+  finish segment-data
+fi
+
+common=(--batch-size 32 --clip-norm 1 --threads "$THREADS" --save-every 50 --val "$W/stage_val.jsonl"
+        --eval-metrics 80 --vae "$OUT/vae-oid.npz")
+# (c) Stage 1: the whole model on the mixture at low resolution with short sequences.
+if stage stage1; then
+  "$PG" finetune --model "$OUT/siglip" --train "$W/stage.jsonl" --out "$OUT/stage1" "${common[@]}" \
+    --lr 7e-4 --warmup 0.05 --max-steps "$(steps "$STAGE1_STEPS")" --max-tokens 96 \
+    --eval-every "$(steps 300)" --export-dtype f32 $(resume_flag "$OUT/stage1")
+  finish stage1
+fi
+# Stage 2: the same model at the higher resolution (position embeddings resampled), longer text.
+if stage stage2; then
+  rm -rf "$OUT/stage2-init"
+  "$PG" resolution --model "$OUT/stage1/model" --image-size "$STAGE2_SIZE" --out "$OUT/stage2-init"
+  "$PG" finetune --model "$OUT/stage2-init" --train "$W/stage.jsonl" --out "$OUT/stage2" "${common[@]}" \
+    --lr 2e-4 --warmup 0.05 --max-steps "$(steps "$STAGE2_STEPS")" --max-tokens 256 \
+    --eval-every "$(steps 100)" --export-dtype f32 $(resume_flag "$OUT/stage2")
+  cp "$OUT/vae-oid.npz" "$OUT/stage2/model/"
+  finish stage2
+fi
+# (d) Mix: the pretrained model transferred to all tasks on fresh data, at a lower rate.
+if stage mix; then
+  "$PG" finetune --model "$OUT/stage2/model" --train "$W/mix_all.jsonl" --out "$OUT/mix" "${common[@]}" \
+    --lr 1e-4 --warmup 0.05 --max-steps "$(steps "$MIX_STEPS")" --max-tokens 256 \
+    --eval-every "$(steps 100)" --export-dtype bf16 $(resume_flag "$OUT/mix")
+  cp "$OUT/vae-oid.npz" "$OUT/mix/model/"
+  finish mix
+fi
+
+if stage eval; then
+  for m in stage2 mix; do
+    "$PG" eval --model "$OUT/$m/model" --data "$W/test_all.jsonl" --vae "$OUT/vae-oid.npz" \
+      --threads "$THREADS" --json "$OUT/eval_$m.json" --predictions "$OUT/predictions_$m.jsonl"
+  done
+  finish eval
+fi
+echo "recipe: all stages done in $OUT ($(($(date +%s) - T0)) s in this run); models: $OUT/stage2/model (pt), $OUT/mix/model (mix)"
