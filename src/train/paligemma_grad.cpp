@@ -13,263 +13,22 @@
 #include "kernels/quantize.h"
 #include "paligemma/backend.h"
 #include "paligemma/error.h"
+#include "train/encoder_layer.h"
 #include "train/layers.h"
 #include "train/lora.h"
 
 namespace pg::train {
 namespace {
 
-using Buf = std::vector<float>;
-
-// Parameter and gradient access by name; gradients are null when only the loss is wanted.
-// Linears go through linear_fwd / linear_bwd, which add a LoRA adapter's path where one is.
-struct Access {
-  const Parameters& p;
-  Parameters* g;
-  const LoraAdapters* lora = nullptr;
-  Parameters* lora_g = nullptr;
-  const float* w(const std::string& name) const { return p.data(name); }
-  // Null when only the loss is wanted or the tensor is frozen (not in the gradients).
-  float* d(const std::string& name) const { return g && g->has(name) ? g->data(name) : nullptr; }
-
-  // LoRA dropout (PEFT's lora_dropout: the adapter sees dropout(x), the frozen path x): p and
-  // the stream the masks come from, set per example (and image) by the caller; each adapted
-  // weight draws its own mask from the stream and its name, so the backward (and a layer
-  // recomputed by gradient checkpointing) regenerates the same one.
-  float lora_dropout = 0.0f;
-  uint64_t lora_stream = 0;
-
-  // Mixed precision: in the bf16 precision a trained (f32 master) matrix's forward and input
-  // gradient run on the bf16 products like a frozen one's; its weight gradient stays f32.
-  static bool bf16_products(int M) {
-    return M > kernels::kSmallRows && precision() == Precision::BF16 && bf16_supported(kernel_path());
-  }
-  static kernels::WeightMatrix f32_matrix(const float* data, int N, int K, const std::string& name) {
-    kernels::WeightMatrix m;
-    m.name = name;
-    m.format = kernels::WeightFormat::F32;
-    m.rows = N;
-    m.cols = K;
-    m.data = data;
-    return m;
-  }
-
-  // y = x W^T + b, plus s (dropout(x) A^T) B^T with an adapter on W.
-  void linear_fwd(const float* x, int M, int K, const std::string& weight, const float* bias, int N, float* y) const {
-    if (const kernels::WeightMatrix* v = p.view(weight))  // frozen, in the checkpoint
-      kernels::matmul(x, M, *v, bias, y);
-    else if (bf16_products(M))
-      kernels::matmul(x, M, f32_matrix(w(weight), N, K, weight), bias, y);
-    else
-      linear_forward<float>(x, M, K, w(weight), bias, N, y);
-    if (!lora || !lora->has(weight)) return;
-    const int r = lora->config.rank;
-    std::vector<float> xa(static_cast<size_t>(M) * r), delta(static_cast<size_t>(M) * N), xd;
-    const float* xin = masked(x, static_cast<size_t>(M) * K, lora_keep(M, K, weight), xd);
-    linear_forward<float>(xin, M, K, lora->a(weight), nullptr, r, xa.data());
-    linear_forward<float>(xa.data(), M, r, lora->b(weight), nullptr, N, delta.data());
-    const float s = static_cast<float>(lora->config.scale());
-    for (size_t i = 0; i < delta.size(); ++i) y[i] += s * delta[i];
-  }
-  // The backward of linear_fwd: dx += dy W (+ s dy B A through the dropout); dW, db into the
-  // gradients when W trains; with an adapter, dB += s dy^T (xd A^T), dA += s (dy B)^T xd.
-  void linear_bwd(const float* dy, const float* x, const std::string& weight, int M, int K, int N, float* dx,
-                  float* dbias) const {
-    if (const kernels::WeightMatrix* v = p.view(weight)) {  // frozen: only the input gradient
-      if (dx) kernels::matmul_transposed_add(dy, M, *v, dx);
-      linear_backward<float>(dy, x, nullptr, M, K, N, nullptr, nullptr, dbias);  // the bias alone
-    } else if (bf16_products(M)) {
-      if (dx) kernels::matmul_transposed_add(dy, M, f32_matrix(w(weight), N, K, weight), dx);
-      linear_backward<float>(dy, x, w(weight), M, K, N, nullptr, d(weight), dbias);
-    } else {
-      linear_backward<float>(dy, x, w(weight), M, K, N, dx, d(weight), dbias);
-    }
-    if (!lora || !lora->has(weight)) return;
-    const int r = lora->config.rank;
-    const float s = static_cast<float>(lora->config.scale());
-    std::vector<float> xa(static_cast<size_t>(M) * r), dys(dy, dy + static_cast<size_t>(M) * N),
-        dxa(static_cast<size_t>(M) * r, 0.0f), xd;
-    for (float& v : dys) v *= s;
-    const std::vector<uint8_t> keep = lora_keep(M, K, weight);
-    const float* xin = masked(x, static_cast<size_t>(M) * K, keep, xd);
-    linear_forward<float>(xin, M, K, lora->a(weight), nullptr, r, xa.data());  // recomputed, [M, r]
-    float* dA = lora_g ? lora_g->data(weight + "@lora_A") : nullptr;
-    float* dB = lora_g ? lora_g->data(weight + "@lora_B") : nullptr;
-    // delta = xa B^T: d xa = (s dy) B, dB += (s dy)^T xa.
-    linear_backward<float>(dys.data(), xa.data(), lora->b(weight), M, r, N, dxa.data(), dB, nullptr);
-    // xa = xd A^T: d xd = d xa A (then through the dropout into dx), dA += d xa^T xd.
-    if (keep.empty() || !dx) {
-      linear_backward<float>(dxa.data(), xin, lora->a(weight), M, K, r, dx, dA, nullptr);
-      return;
-    }
-    std::vector<float> dxd(static_cast<size_t>(M) * K, 0.0f);
-    linear_backward<float>(dxa.data(), xin, lora->a(weight), M, K, r, dxd.data(), dA, nullptr);
-    apply_dropout(dxd.data(), keep, lora_dropout);
-    for (size_t i = 0; i < dxd.size(); ++i) dx[i] += dxd[i];
-  }
-
- private:
-  // The dropout mask of an adapter's input (empty without LoRA dropout).
-  std::vector<uint8_t> lora_keep(int M, int K, const std::string& weight) const {
-    if (lora_dropout <= 0.0f) return {};
-    // The weight's name (FNV-1a) mixed into the stream.
-    return dropout_mask(static_cast<int64_t>(M) * K, lora_dropout, lora_stream ^ fnv1a(weight));
-  }
-  // x itself (no mask), or dropout(x) in `storage`.
-  const float* masked(const float* x, size_t n, const std::vector<uint8_t>& keep, std::vector<float>& storage) const {
-    if (keep.empty()) return x;
-    storage.assign(x, x + n);
-    apply_dropout(storage.data(), keep, lora_dropout);
-    return storage.data();
-  }
-};
-
-void add_into(float* y, const float* x, size_t n) {
-  for (size_t i = 0; i < n; ++i) y[i] += x[i];
-}
-
-// What a forward pass keeps for the backward: nothing (loss only, or a frozen vision tower),
-// each layer's input (gradient checkpointing: the backward recomputes one layer at a time
-// from it), or every layer's saved activations.
-enum class Keep { Nothing, LayerInputs, Everything };
-
-Keep keep_for(bool backward, bool checkpoint) {
-  if (!backward) return Keep::Nothing;
-  return checkpoint ? Keep::LayerInputs : Keep::Everything;
-}
-
 // ---------------------------------------------------------------- SigLIP + projector
-
-struct VisionLayerState {
-  Buf x_in, h1, mean1, rstd1, q, k, v, attn, x_mid, h2, mean2, rstd2, u, a;
-  AttentionSaved<float> saved;
-};
-
-struct VisionState {
-  Keep keep = Keep::Everything;
-  Buf patches, x_last, post, post_mean, post_rstd;
-  // Keep::Everything: one state per layer; otherwise one, reused (recomputed in the backward).
-  std::vector<VisionLayerState> layers;
-  std::vector<Buf> inputs;  // Keep::LayerInputs: each layer's input
-};
-
-std::string vision_layer(int l) { return "vision_tower.vision_model.encoder.layers." + std::to_string(l) + "."; }
-
-kernels::AttentionShape vision_attention(const VisionConfig& vc) {
-  kernels::AttentionShape s;
-  s.num_heads = vc.num_heads;
-  s.num_kv_heads = vc.num_heads;
-  s.head_dim = vc.head_dim();
-  s.scale = 1.0f / std::sqrt(static_cast<float>(vc.head_dim()));
-  return s;
-}
-
-// SiglipEncoderLayer (pre-LN): x += out_proj(attention(ln1(x))); x += fc2(gelu(fc1(ln2(x)))).
-// x [N, Hv] in place; s receives what the backward needs.
-void vision_layer_forward(const Access& A, const VisionConfig& vc, int l, Buf& x, VisionLayerState& s) {
-  const int N = vc.num_patches(), Hv = vc.hidden_size, Iv = vc.intermediate_size;
-  const std::string lp = vision_layer(l);
-  const kernels::AttentionShape shape = vision_attention(vc);
-  kernels::AttentionMask bidirectional;
-  bidirectional.causal = false;
-  Buf tmp(x.size());
-  s.x_in = x;
-  s.h1.resize(x.size());
-  s.mean1.resize(N);
-  s.rstd1.resize(N);
-  layer_norm_forward(x.data(), N, Hv, A.w(lp + "layer_norm1.weight"), A.w(lp + "layer_norm1.bias"), vc.layer_norm_eps,
-                     s.h1.data(), s.mean1.data(), s.rstd1.data());
-  s.q.resize(x.size());
-  s.k.resize(x.size());
-  s.v.resize(x.size());
-  A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.q_proj.weight", A.w(lp + "self_attn.q_proj.bias"), Hv, s.q.data());
-  A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.k_proj.weight", A.w(lp + "self_attn.k_proj.bias"), Hv, s.k.data());
-  A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.v_proj.weight", A.w(lp + "self_attn.v_proj.bias"), Hv, s.v.data());
-  s.attn.resize(x.size());
-  attention_forward(s.q.data(), s.k.data(), s.v.data(), N, shape, bidirectional, s.attn.data(), &s.saved);
-  A.linear_fwd(s.attn.data(), N, Hv, lp + "self_attn.out_proj.weight", A.w(lp + "self_attn.out_proj.bias"), Hv,
-               tmp.data());
-  add_into(x.data(), tmp.data(), x.size());
-  s.x_mid = x;
-  s.h2.resize(x.size());
-  s.mean2.resize(N);
-  s.rstd2.resize(N);
-  layer_norm_forward(x.data(), N, Hv, A.w(lp + "layer_norm2.weight"), A.w(lp + "layer_norm2.bias"), vc.layer_norm_eps,
-                     s.h2.data(), s.mean2.data(), s.rstd2.data());
-  s.u.resize(static_cast<size_t>(N) * Iv);
-  s.a.resize(s.u.size());
-  A.linear_fwd(s.h2.data(), N, Hv, lp + "mlp.fc1.weight", A.w(lp + "mlp.fc1.bias"), Iv, s.u.data());
-  if (vc.hidden_act == "gelu")
-    gelu_erf_forward(s.u.data(), s.u.size(), s.a.data());
-  else
-    gelu_tanh_forward(s.u.data(), s.u.size(), s.a.data());
-  A.linear_fwd(s.a.data(), N, Iv, lp + "mlp.fc2.weight", A.w(lp + "mlp.fc2.bias"), Hv, tmp.data());
-  add_into(x.data(), tmp.data(), x.size());
-}
-
-// The backward of vision_layer_forward: dx (the gradient of the layer's output) becomes the
-// gradient of its input; parameter gradients are added.
-void vision_layer_backward(const Access& A, const VisionConfig& vc, int l, const VisionLayerState& s, Buf& dx) {
-  const int N = vc.num_patches(), Hv = vc.hidden_size, Iv = vc.intermediate_size;
-  const std::string lp = vision_layer(l);
-  const kernels::AttentionShape shape = vision_attention(vc);
-  kernels::AttentionMask bidirectional;
-  bidirectional.causal = false;
-  // x_out = x_mid + fc2(gelu(fc1(ln2(x_mid)))): dx flows to x_mid directly and through the MLP.
-  Buf da(s.a.size(), 0.0f);
-  A.linear_bwd(dx.data(), s.a.data(), lp + "mlp.fc2.weight", N, Iv, Hv, da.data(), A.d(lp + "mlp.fc2.bias"));
-  Buf du(s.u.size(), 0.0f);
-  if (vc.hidden_act == "gelu")
-    gelu_erf_backward(da.data(), s.u.data(), s.u.size(), du.data());
-  else
-    gelu_tanh_backward(da.data(), s.u.data(), s.u.size(), du.data());
-  Buf dh(dx.size(), 0.0f);
-  A.linear_bwd(du.data(), s.h2.data(), lp + "mlp.fc1.weight", N, Hv, Iv, dh.data(), A.d(lp + "mlp.fc1.bias"));
-  layer_norm_backward(dh.data(), s.x_mid.data(), N, Hv, A.w(lp + "layer_norm2.weight"), s.mean2.data(), s.rstd2.data(),
-                      dx.data(), A.d(lp + "layer_norm2.weight"), A.d(lp + "layer_norm2.bias"));
-  // x_mid = x_in + out_proj(attention(q, k, v)), q/k/v = proj(ln1(x_in)).
-  Buf dattn(dx.size(), 0.0f), dq(dx.size(), 0.0f), dk(dx.size(), 0.0f), dv(dx.size(), 0.0f);
-  A.linear_bwd(dx.data(), s.attn.data(), lp + "self_attn.out_proj.weight", N, Hv, Hv, dattn.data(),
-               A.d(lp + "self_attn.out_proj.bias"));
-  attention_backward(dattn.data(), s.q.data(), s.k.data(), s.v.data(), N, shape, bidirectional, s.saved, dq.data(),
-                     dk.data(), dv.data());
-  std::fill(dh.begin(), dh.end(), 0.0f);
-  for (const auto& [proj, grad] : {std::pair{"q", &dq}, std::pair{"k", &dk}, std::pair{"v", &dv}}) {
-    const std::string n = lp + "self_attn." + proj + "_proj.";
-    A.linear_bwd(grad->data(), s.h1.data(), n + "weight", N, Hv, Hv, dh.data(), A.d(n + "bias"));
-  }
-  layer_norm_backward(dh.data(), s.x_in.data(), N, Hv, A.w(lp + "layer_norm1.weight"), s.mean1.data(), s.rstd1.data(),
-                      dx.data(), A.d(lp + "layer_norm1.weight"), A.d(lp + "layer_norm1.bias"));
-}
 
 // SiglipVisionTransformer + PaliGemmaMultiModalProjector on one image: features [N, H].
 Buf vision_forward(const Access& A, const ModelConfig& c, const float* pixels, Keep keep, VisionState& st) {
   const VisionConfig& vc = c.vision;
-  const int N = vc.num_patches(), Hv = vc.hidden_size, PL = vc.num_channels * vc.patch_size * vc.patch_size;
-  const std::string vp = "vision_tower.vision_model.";
-  st.keep = keep;
-  st.patches.resize(static_cast<size_t>(N) * PL);
-  kernels::patchify(pixels, vc.num_channels, vc.image_size, vc.patch_size, st.patches.data());
-  // SiglipVisionEmbeddings: conv (as a matmul) + bias, then + position embedding.
-  Buf x(static_cast<size_t>(N) * Hv);
-  A.linear_fwd(st.patches.data(), N, PL, vp + "embeddings.patch_embedding.weight",
-               A.w(vp + "embeddings.patch_embedding.bias"), Hv, x.data());
-  add_into(x.data(), A.w(vp + "embeddings.position_embedding.weight"), x.size());
-  st.layers.resize(keep == Keep::Everything ? vc.num_layers : 1);
-  if (keep == Keep::LayerInputs) st.inputs.resize(vc.num_layers);
-  for (int l = 0; l < vc.num_layers; ++l) {
-    if (keep == Keep::LayerInputs) st.inputs[l] = x;
-    vision_layer_forward(A, vc, l, x, st.layers[keep == Keep::Everything ? l : 0]);
-  }
-  if (keep != Keep::Everything) st.layers.front() = VisionLayerState{};  // the scratch layer is not needed now
-  st.x_last = x;
-  st.post.resize(x.size());
-  st.post_mean.resize(N);
-  st.post_rstd.resize(N);
-  layer_norm_forward(x.data(), N, Hv, A.w(vp + "post_layernorm.weight"), A.w(vp + "post_layernorm.bias"),
-                     vc.layer_norm_eps, st.post.data(), st.post_mean.data(), st.post_rstd.data());
+  const int N = vc.num_patches(), Hv = vc.hidden_size;
+  const Buf& post = vision_tower_forward(A, vc, pixels, keep, st);
   Buf features(static_cast<size_t>(N) * c.projection_dim);
-  A.linear_fwd(st.post.data(), N, Hv, "multi_modal_projector.linear.weight", A.w("multi_modal_projector.linear.bias"),
+  A.linear_fwd(post.data(), N, Hv, "multi_modal_projector.linear.weight", A.w("multi_modal_projector.linear.bias"),
                c.projection_dim, features.data());
   return features;
 }
@@ -277,25 +36,11 @@ Buf vision_forward(const Access& A, const ModelConfig& c, const float* pixels, K
 void vision_backward(const Access& A, const ModelConfig& c, VisionState& st, const float* dfeatures) {
   const VisionConfig& vc = c.vision;
   if (st.keep == Keep::Nothing) throw Error("internal: the vision forward kept nothing for its backward");
-  const int N = vc.num_patches(), Hv = vc.hidden_size, PL = vc.num_channels * vc.patch_size * vc.patch_size;
-  const std::string vp = "vision_tower.vision_model.";
-  Buf dpost(static_cast<size_t>(N) * Hv, 0.0f), dx(dpost.size(), 0.0f);
+  const int N = vc.num_patches(), Hv = vc.hidden_size;
+  Buf dpost(static_cast<size_t>(N) * Hv, 0.0f);
   A.linear_bwd(dfeatures, st.post.data(), "multi_modal_projector.linear.weight", N, Hv, c.projection_dim, dpost.data(),
                A.d("multi_modal_projector.linear.bias"));
-  layer_norm_backward(dpost.data(), st.x_last.data(), N, Hv, A.w(vp + "post_layernorm.weight"), st.post_mean.data(),
-                      st.post_rstd.data(), dx.data(), A.d(vp + "post_layernorm.weight"),
-                      A.d(vp + "post_layernorm.bias"));
-  for (int l = vc.num_layers - 1; l >= 0; --l) {
-    if (st.keep == Keep::LayerInputs) {  // recompute this layer's activations from its input
-      Buf x = std::move(st.inputs[l]);
-      vision_layer_forward(A, vc, l, x, st.layers[0]);
-    }
-    vision_layer_backward(A, vc, l, st.layers[st.keep == Keep::Everything ? l : 0], dx);
-  }
-  // Embeddings: x0 = patches W^T + b + position.
-  if (float* dpos = A.d(vp + "embeddings.position_embedding.weight")) add_into(dpos, dx.data(), dx.size());
-  A.linear_bwd(dx.data(), st.patches.data(), vp + "embeddings.patch_embedding.weight", N, PL, Hv, nullptr,
-               A.d(vp + "embeddings.patch_embedding.bias"));
+  vision_tower_backward(A, vc, st, dpost.data());
 }
 
 // ---------------------------------------------------------------- Gemma decoder

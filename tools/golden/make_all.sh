@@ -14,6 +14,7 @@ echo "== golden";    "$PY" tools/golden/make_golden.py
 echo "== gradients"; "$PY" tools/golden/make_grad_golden.py
 echo "== eval";      "$PY" tools/golden/make_eval_golden.py
 echo "== siglip loss"; "$PY" tools/golden/make_siglip_loss_golden.py
+echo "== siglip pretrain"; "$PY" tools/golden/make_siglip_pretrain_golden.py
 manifest() {
   (cd tests/fixtures && find models golden grad_golden \( -type f -o -type l \) ! -name MANIFEST.sha256 | LC_ALL=C sort | while read -r f; do
      if [ -L "$f" ]; then echo "link:$(readlink "$f")  $f"; else sha256sum "$f"; fi

@@ -1,0 +1,174 @@
+#pragma once
+// The pieces of the training forward/backward that more than one model uses: parameter and
+// gradient access by name (with LoRA and bf16 mixed precision), what a forward keeps for its
+// backward, the SigLIP encoder layer (SiglipEncoderLayer, pre-LN; the same code serves the
+// vision tower of PaliGemma and both towers of SigLIP contrastive pretraining) and the SigLIP
+// vision transformer up to its post_layernorm. Internal to src/train/.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/random.h"
+#include "kernels/matmul.h"
+#include "paligemma/backend.h"
+#include "paligemma/config.h"
+#include "train/layers.h"
+#include "train/lora.h"
+#include "train/parameters.h"
+
+namespace pg::train {
+
+using Buf = std::vector<float>;
+
+// Parameter and gradient access by name; gradients are null when only the loss is wanted.
+// Linears go through linear_fwd / linear_bwd, which add a LoRA adapter's path where one is.
+struct Access {
+  const Parameters& p;
+  Parameters* g;
+  const LoraAdapters* lora = nullptr;
+  Parameters* lora_g = nullptr;
+  const float* w(const std::string& name) const { return p.data(name); }
+  // Null when only the loss is wanted or the tensor is frozen (not in the gradients).
+  float* d(const std::string& name) const { return g && g->has(name) ? g->data(name) : nullptr; }
+
+  // LoRA dropout (PEFT's lora_dropout: the adapter sees dropout(x), the frozen path x): p and
+  // the stream the masks come from, set per example (and image) by the caller; each adapted
+  // weight draws its own mask from the stream and its name, so the backward (and a layer
+  // recomputed by gradient checkpointing) regenerates the same one.
+  float lora_dropout = 0.0f;
+  uint64_t lora_stream = 0;
+
+  // Mixed precision: in the bf16 precision a trained (f32 master) matrix's forward and input
+  // gradient run on the bf16 products like a frozen one's; its weight gradient stays f32.
+  static bool bf16_products(int M) {
+    return M > kernels::kSmallRows && precision() == Precision::BF16 && bf16_supported(kernel_path());
+  }
+  static kernels::WeightMatrix f32_matrix(const float* data, int N, int K, const std::string& name) {
+    kernels::WeightMatrix m;
+    m.name = name;
+    m.format = kernels::WeightFormat::F32;
+    m.rows = N;
+    m.cols = K;
+    m.data = data;
+    return m;
+  }
+
+  // y = x W^T + b, plus s (dropout(x) A^T) B^T with an adapter on W.
+  void linear_fwd(const float* x, int M, int K, const std::string& weight, const float* bias, int N, float* y) const {
+    if (const kernels::WeightMatrix* v = p.view(weight))  // frozen, in the checkpoint
+      kernels::matmul(x, M, *v, bias, y);
+    else if (bf16_products(M))
+      kernels::matmul(x, M, f32_matrix(w(weight), N, K, weight), bias, y);
+    else
+      linear_forward<float>(x, M, K, w(weight), bias, N, y);
+    if (!lora || !lora->has(weight)) return;
+    const int r = lora->config.rank;
+    std::vector<float> xa(static_cast<size_t>(M) * r), delta(static_cast<size_t>(M) * N), xd;
+    const float* xin = masked(x, static_cast<size_t>(M) * K, lora_keep(M, K, weight), xd);
+    linear_forward<float>(xin, M, K, lora->a(weight), nullptr, r, xa.data());
+    linear_forward<float>(xa.data(), M, r, lora->b(weight), nullptr, N, delta.data());
+    const float s = static_cast<float>(lora->config.scale());
+    for (size_t i = 0; i < delta.size(); ++i) y[i] += s * delta[i];
+  }
+  // The backward of linear_fwd: dx += dy W (+ s dy B A through the dropout); dW, db into the
+  // gradients when W trains; with an adapter, dB += s dy^T (xd A^T), dA += s (dy B)^T xd.
+  void linear_bwd(const float* dy, const float* x, const std::string& weight, int M, int K, int N, float* dx,
+                  float* dbias) const {
+    if (const kernels::WeightMatrix* v = p.view(weight)) {  // frozen: only the input gradient
+      if (dx) kernels::matmul_transposed_add(dy, M, *v, dx);
+      linear_backward<float>(dy, x, nullptr, M, K, N, nullptr, nullptr, dbias);  // the bias alone
+    } else if (bf16_products(M)) {
+      if (dx) kernels::matmul_transposed_add(dy, M, f32_matrix(w(weight), N, K, weight), dx);
+      linear_backward<float>(dy, x, w(weight), M, K, N, nullptr, d(weight), dbias);
+    } else {
+      linear_backward<float>(dy, x, w(weight), M, K, N, dx, d(weight), dbias);
+    }
+    if (!lora || !lora->has(weight)) return;
+    const int r = lora->config.rank;
+    const float s = static_cast<float>(lora->config.scale());
+    std::vector<float> xa(static_cast<size_t>(M) * r), dys(dy, dy + static_cast<size_t>(M) * N),
+        dxa(static_cast<size_t>(M) * r, 0.0f), xd;
+    for (float& v : dys) v *= s;
+    const std::vector<uint8_t> keep = lora_keep(M, K, weight);
+    const float* xin = masked(x, static_cast<size_t>(M) * K, keep, xd);
+    linear_forward<float>(xin, M, K, lora->a(weight), nullptr, r, xa.data());  // recomputed, [M, r]
+    float* dA = lora_g ? lora_g->data(weight + "@lora_A") : nullptr;
+    float* dB = lora_g ? lora_g->data(weight + "@lora_B") : nullptr;
+    // delta = xa B^T: d xa = (s dy) B, dB += (s dy)^T xa.
+    linear_backward<float>(dys.data(), xa.data(), lora->b(weight), M, r, N, dxa.data(), dB, nullptr);
+    // xa = xd A^T: d xd = d xa A (then through the dropout into dx), dA += d xa^T xd.
+    if (keep.empty() || !dx) {
+      linear_backward<float>(dxa.data(), xin, lora->a(weight), M, K, r, dx, dA, nullptr);
+      return;
+    }
+    std::vector<float> dxd(static_cast<size_t>(M) * K, 0.0f);
+    linear_backward<float>(dxa.data(), xin, lora->a(weight), M, K, r, dxd.data(), dA, nullptr);
+    apply_dropout(dxd.data(), keep, lora_dropout);
+    for (size_t i = 0; i < dxd.size(); ++i) dx[i] += dxd[i];
+  }
+
+ private:
+  // The dropout mask of an adapter's input (empty without LoRA dropout).
+  std::vector<uint8_t> lora_keep(int M, int K, const std::string& weight) const {
+    if (lora_dropout <= 0.0f) return {};
+    // The weight's name (FNV-1a) mixed into the stream.
+    return dropout_mask(static_cast<int64_t>(M) * K, lora_dropout, lora_stream ^ fnv1a(weight));
+  }
+  // x itself (no mask), or dropout(x) in `storage`.
+  const float* masked(const float* x, size_t n, const std::vector<uint8_t>& keep, std::vector<float>& storage) const {
+    if (keep.empty()) return x;
+    storage.assign(x, x + n);
+    apply_dropout(storage.data(), keep, lora_dropout);
+    return storage.data();
+  }
+};
+
+void add_into(float* y, const float* x, size_t n);
+
+// What a forward pass keeps for the backward: nothing (loss only, or a frozen vision tower),
+// each layer's input (gradient checkpointing: the backward recomputes one layer at a time
+// from it), or every layer's saved activations.
+enum class Keep { Nothing, LayerInputs, Everything };
+
+Keep keep_for(bool backward, bool checkpoint);
+
+// The sizes of one SigLIP encoder (vision_config or text_config of a SiglipConfig).
+struct EncoderShape {
+  int hidden = 0, heads = 0, intermediate = 0;
+  float eps = 1e-6f;
+  std::string act;  // "gelu" (erf) or anything else: gelu_pytorch_tanh
+};
+EncoderShape encoder_shape(const VisionConfig& vc);
+
+struct EncoderLayerState {
+  Buf x_in, h1, mean1, rstd1, q, k, v, attn, x_mid, h2, mean2, rstd2, u, a;
+  AttentionSaved<float> saved;
+};
+
+// SiglipEncoderLayer (pre-LN): x += out_proj(attention(ln1(x))); x += fc2(gelu(fc1(ln2(x)))),
+// full bidirectional attention over the `rows` rows of x [rows, hidden], in place. `prefix`
+// names the layer's tensors ("...encoder.layers.3."); s receives what the backward needs.
+void encoder_layer_forward(const Access& A, const EncoderShape& e, const std::string& prefix, int rows, Buf& x,
+                           EncoderLayerState& s);
+// The backward of encoder_layer_forward: dx (the gradient of the layer's output) becomes the
+// gradient of its input; parameter gradients are added.
+void encoder_layer_backward(const Access& A, const EncoderShape& e, const std::string& prefix, int rows,
+                            const EncoderLayerState& s, Buf& dx);
+
+// SiglipVisionTransformer without a head: patch embedding, position embedding, the layers,
+// post_layernorm; tensors under "vision_tower.vision_model.".
+struct VisionState {
+  Keep keep = Keep::Everything;
+  Buf patches, x_last, post, post_mean, post_rstd;
+  // Keep::Everything: one state per layer; otherwise one, reused (recomputed in the backward).
+  std::vector<EncoderLayerState> layers;
+  std::vector<Buf> inputs;  // Keep::LayerInputs: each layer's input
+};
+
+// One image [C, S, S] -> the post_layernorm output [N, hidden] (also kept in st.post).
+const Buf& vision_tower_forward(const Access& A, const VisionConfig& vc, const float* pixels, Keep keep,
+                                VisionState& st);
+// dpost: the gradient of the post_layernorm output [N, hidden].
+void vision_tower_backward(const Access& A, const VisionConfig& vc, VisionState& st, const float* dpost);
+
+}  // namespace pg::train
