@@ -19,5 +19,6 @@ Runner add_world_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
 Runner add_tokenizer_command(CLI::App& app);
 Runner add_init_command(CLI::App& app);
+Runner add_vae_train_command(CLI::App& app);
 
 }  // namespace pg::cli

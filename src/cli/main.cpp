@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   pg::cli::Runner eval = pg::cli::add_eval_command(app);
   pg::cli::Runner tokenizer = pg::cli::add_tokenizer_command(app);
   pg::cli::Runner init = pg::cli::add_init_command(app);
+  pg::cli::Runner vae_train = pg::cli::add_vae_train_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("eval")) return eval();
     if (app.got_subcommand("tokenizer")) return tokenizer();
     if (app.got_subcommand("init")) return init();
+    if (app.got_subcommand("vae-train")) return vae_train();
   } catch (const pg::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
