@@ -11,7 +11,10 @@
 
 #include "paligemma/error.h"
 #include "paligemma/mask_codec.h"
+#include "paligemma/metrics.h"
 #include "paligemma/npz.h"
+#include "paligemma/segmentation.h"
+#include "paligemma/world.h"
 #include "seg/mask_vae.h"
 #include "test_util.h"
 #include "train/parameters.h"
@@ -152,6 +155,27 @@ TEST(VaeTrain, ShortRunLearnsAndMaskCodecReadsTheResult) {
   for (const auto& m : masks) iou += pg::mask_reconstruction_iou(codec.decode_logits(codec.encode(m)).data(), m.data());
   iou /= static_cast<double>(masks.size());
   EXPECT_NEAR(iou, s.val_iou, 2e-3);
+
+  // Segmentation's full-resolution path with it: a held-out object's mask -> encode_mask
+  // (crop, resize, codes) -> decode_logits -> mask_in_box, against the object's exact mask.
+  pg::WorldOptions wo;
+  wo.seed = o.val_seed;
+  wo.size = o.world_size;
+  wo.text_probability = 0;
+  double full_iou = 0;
+  int objects = 0;
+  for (int scene = 0; scene < 20; ++scene)
+    for (const pg::WorldObject& ob : pg::make_world_scene(wo, scene).objects) {
+      pg::BinaryMask back;
+      back.width = back.height = wo.size;
+      back.data = pg::mask_in_box(codec.decode_logits(pg::encode_mask(codec, ob.mask, ob.box)), pg::pixel_box(ob.box),
+                                  wo.size, wo.size);
+      full_iou += pg::mask_iou(back, ob.mask);
+      ++objects;
+    }
+  full_iou /= objects;
+  std::printf("full-resolution round trip: mean IoU %.4f over %d objects\n", full_iou, objects);
+  EXPECT_GT(full_iou, 0.8);
 }
 
 TEST(VaeTrain, ResumeIsBitIdentical) {
@@ -192,6 +216,7 @@ TEST(VaeTrain, RejectsBadInput) {
   EXPECT_NE(with([&](auto& c) { c.out_path = dir.file("missing/dir/vae.npz"); }).find("cannot write"),
             std::string::npos);
   EXPECT_NE(with([](auto& c) { c.resume = true; }).find("does not exist"), std::string::npos);
+  EXPECT_NE(with([&](auto& c) { c.out_path = dir.path(); }).find("it is a directory"), std::string::npos);
 
   o.steps = 2;
   pg::train_mask_vae(o);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "core/random.h"
@@ -246,6 +247,9 @@ TrainState read_state(const std::string& path, const VaeTrainOptions& o, train::
 
 // Fails now, not after the training, when the output cannot be created.
 void check_writable(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw Error("cannot write " + path + ": it is a directory (--out names the .npz file)");
   const std::string probe = path + ".tmp";
   std::ofstream f(probe, std::ios::binary);
   if (!f) throw Error("cannot write " + path + ": " + std::strerror(errno));
