@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -229,12 +231,33 @@ TEST(VaeTrain, RejectsBadInput) {
 
   // The CLI: one error line and a non-zero exit, no crash.
   const auto r =
-      pg::test::run_command(pg::test::cli_path() + " vae-train --out " + dir.file("x.npz") + " --codebook 1 2>&1");
+      pg::test::run_command(pg::test::cli_path() + " vae-train --out " + dir.file("x.npz") + " --codebook 1");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("error: mask VQ-VAE: the codebook needs at least 2 codes"), std::string::npos) << r.output;
-  const auto bad_resume =
-      pg::test::run_command(pg::test::cli_path() + " vae-train --out " + o.out_path +
-                            " --channels 8 --code-dim 8 --codebook 16 --batch-size 4 --resume 2>&1");
+  const auto bad_resume = pg::test::run_command(pg::test::cli_path() + " vae-train --out " + o.out_path +
+                                                " --channels 8 --code-dim 8 --codebook 16 --batch-size 4 --resume");
   EXPECT_NE(bad_resume.exit_code, 0);
   EXPECT_NE(bad_resume.output.find("error: cannot resume"), std::string::npos) << bad_resume.output;
+}
+
+TEST(VaeTrain, CliPrintsProgressAndAJsonSummary) {
+  pg::test::TempDir dir;
+  const std::string out = dir.file("cli.npz"), json_path = dir.file("summary.json");
+  // Progress on stderr (captured), the JSON summary on stdout (into the file).
+  const auto r = pg::test::run_command("{ " + pg::test::cli_path() + " vae-train --out " + out +
+                                       " --channels 8 --code-dim 8 --codebook 16 --batch-size 4 --steps 4"
+                                       " --val-masks 8 --world-size 64 --log-every 2 --json > " +
+                                       json_path + "; }");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("step 2/4  loss"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("held-out IoU"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ETA"), std::string::npos) << r.output;
+  std::ifstream f(json_path);
+  const nlohmann::json j = nlohmann::json::parse(f);
+  EXPECT_EQ(j.at("steps").get<int>(), 4);
+  EXPECT_EQ(j.at("codebook").get<int>(), 16);
+  const double iou = j.at("val_iou").get<double>();
+  EXPECT_GE(iou, 0.0);
+  EXPECT_LE(iou, 1.0);
+  EXPECT_EQ(pg::MaskCodec::load(out).codebook_size(), 16);
 }
