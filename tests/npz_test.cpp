@@ -84,3 +84,33 @@ TEST(Npz, ParseNpyFromMemoryMatchesReadNpy) {
 }
 
 }  // namespace
+
+TEST(Npz, WriteRoundTripsThroughRead) {
+  pg::test::TempDir dir;
+  const std::vector<float> f = {1.5f, -2.0f, 3.25f, 0.0f, 7.0f, -1e-3f};
+  const std::vector<int64_t> i = {-3, 1LL << 40};
+  pg::NpyArray u8;
+  u8.shape = {3};
+  u8.dtype = "u1";
+  u8.bytes = {0, 128, 255};
+  const std::string path = dir.file("w.npz");
+  pg::write_npz(path, {{"decoder.0.weight", pg::npy_array_f32({2, 3}, f.data())},
+                       {"meta", pg::npy_array_i64({2}, i.data())},
+                       {"bytes", u8},
+                       {"empty", pg::npy_array_f32({0, 4}, nullptr)}});
+  const pg::Npz z = pg::Npz::read(path);
+  EXPECT_EQ(z.keys(), (std::vector<std::string>{"bytes", "decoder.0.weight", "empty", "meta"}));
+  EXPECT_EQ(z.get("decoder.0.weight").shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(z.get("decoder.0.weight").as_f32(), f);
+  EXPECT_EQ(z.get("meta").as_i64(), i);
+  EXPECT_EQ(z.get("bytes").bytes, u8.bytes);
+  EXPECT_EQ(z.get("empty").shape, (std::vector<int64_t>{0, 4}));
+  EXPECT_FALSE(std::ifstream(path + ".tmp").good());  // renamed into place
+
+  EXPECT_NE(error_of([&] { pg::write_npz(dir.file("no/such/dir.npz"), {{"a", u8}}); }).find("cannot"),
+            std::string::npos);
+  pg::NpyArray short_bytes = u8;
+  short_bytes.shape = {4};
+  EXPECT_NE(error_of([&] { pg::write_npz(dir.file("bad.npz"), {{"a", short_bytes}}); }).find("3 bytes for shape"),
+            std::string::npos);
+}

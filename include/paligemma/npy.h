@@ -25,5 +25,11 @@ NpyArray parse_npy(const uint8_t* data, size_t size, const std::string& name);
 void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape);
 void write_npy(const std::string& path, const int64_t* data, const std::vector<int64_t>& shape);
 void write_npy(const std::string& path, const uint8_t* data, const std::vector<int64_t>& shape);
+// The bytes of a .npy file holding `array` (e.g. a member of a .npz); `name` is used in error
+// messages (an unknown dtype, or bytes that do not match the shape).
+std::vector<uint8_t> encode_npy(const NpyArray& array, const std::string& name);
+// f4 / i8 arrays from host values (little-endian hosts, as every reader here assumes).
+NpyArray npy_array_f32(const std::vector<int64_t>& shape, const float* data);
+NpyArray npy_array_i64(const std::vector<int64_t>& shape, const int64_t* data);
 
 }  // namespace pg

@@ -3,6 +3,7 @@
 // are .npy files. Read whole, through libzip, each member parsed by pg::parse_npy. Used for
 // big_vision's mask VQ-VAE weights (vae-oid.npz) and test fixtures.
 #include <map>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,11 @@ class Npz {
   std::string path_;
   std::map<std::string, NpyArray> arrays_;
 };
+
+// Writes `arrays` as an uncompressed .npz (np.savez's layout: one KEY.npy member each, in the
+// given order) to `path`, through a temporary file renamed into place, so a reader never sees a
+// half-written archive. pg::Error naming the path when it cannot be created or written.
+void write_npz(const std::string& path, const std::vector<std::pair<std::string, NpyArray>>& arrays);
 
 inline Npz read_npz(const std::string& path) { return Npz::read(path); }
 

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   pg::cli::Runner init = pg::cli::add_init_command(app);
   pg::cli::Runner resolution = pg::cli::add_resolution_command(app);
   pg::cli::Runner pretrain = pg::cli::add_pretrain_command(app);
+  pg::cli::Runner vae_train = pg::cli::add_vae_train_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("init")) return init();
     if (app.got_subcommand("resolution")) return resolution();
     if (app.got_subcommand("pretrain-vision")) return pretrain();
+    if (app.got_subcommand("vae-train")) return vae_train();
   } catch (const pg::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

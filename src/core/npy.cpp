@@ -174,19 +174,19 @@ std::string shape_tuple(const std::vector<int64_t>& shape) {
   return out;
 }
 
-void write_npy_raw(const std::string& path, const char* descr, const void* data,
-                   size_t itemsize, const std::vector<int64_t>& shape) {
+// The .npy header (magic, version, padded dict) for `descr` and `shape`; `what` names the
+// array in error messages. Returns the data size in bytes through `nbytes`.
+std::string npy_header(const std::string& what, const char* descr, size_t itemsize, const std::vector<int64_t>& shape,
+                       uint64_t& nbytes) {
   uint64_t numel = 1;
   for (int64_t d : shape) {
-    if (d < 0) throw Error("write_npy " + path + ": negative dimension in shape " +
+    if (d < 0) throw Error("write_npy " + what + ": negative dimension in shape " +
                            shape_string(shape));
     if (__builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel))
-      throw Error("write_npy " + path + ": shape " + shape_string(shape) + " overflows");
+      throw Error("write_npy " + what + ": shape " + shape_string(shape) + " overflows");
   }
-  uint64_t nbytes;
   if (__builtin_mul_overflow(numel, static_cast<uint64_t>(itemsize), &nbytes))
-    throw Error("write_npy " + path + ": shape " + shape_string(shape) + " overflows");
-  if (nbytes > 0 && data == nullptr) throw Error("write_npy " + path + ": no data");
+    throw Error("write_npy " + what + ": shape " + shape_string(shape) + " overflows");
 
   std::string dict = std::string("{'descr': '") + descr +
                      "', 'fortran_order': False, 'shape': " + shape_tuple(shape) + ", }";
@@ -214,6 +214,14 @@ void write_npy_raw(const std::string& path, const char* descr, const void* data,
     head += static_cast<char>((hlen >> 24) & 0xFF);
   }
   head += dict;
+  return head;
+}
+
+void write_npy_raw(const std::string& path, const char* descr, const void* data,
+                   size_t itemsize, const std::vector<int64_t>& shape) {
+  uint64_t nbytes = 0;
+  const std::string head = npy_header(path, descr, itemsize, shape, nbytes);
+  if (nbytes > 0 && data == nullptr) throw Error("write_npy " + path + ": no data");
 
   FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) {
@@ -440,6 +448,38 @@ void write_npy(const std::string& path, const int64_t* data, const std::vector<i
 }
 void write_npy(const std::string& path, const uint8_t* data, const std::vector<int64_t>& shape) {
   write_npy_raw(path, "|u1", data, 1, shape);
+}
+
+std::vector<uint8_t> encode_npy(const NpyArray& array, const std::string& name) {
+  const size_t isz = itemsize_of(array.dtype);
+  if (isz == 0) throw Error("write_npy " + name + ": unsupported dtype " + array.dtype);
+  const std::string descr = (isz == 1 ? "|" : "<") + array.dtype;
+  uint64_t nbytes = 0;
+  const std::string head = npy_header(name, descr.c_str(), isz, array.shape, nbytes);
+  if (array.bytes.size() != nbytes)
+    throw Error("write_npy " + name + ": " + std::to_string(array.bytes.size()) + " bytes for shape " +
+                shape_string(array.shape) + " of " + array.dtype + " (" + std::to_string(nbytes) + " expected)");
+  std::vector<uint8_t> out(head.begin(), head.end());
+  out.insert(out.end(), array.bytes.begin(), array.bytes.end());
+  return out;
+}
+
+namespace {
+NpyArray npy_array_raw(const std::vector<int64_t>& shape, const char* dtype, const void* data, size_t itemsize) {
+  NpyArray a;
+  a.shape = shape;
+  a.dtype = dtype;
+  a.bytes.resize(static_cast<size_t>(a.numel()) * itemsize);
+  if (!a.bytes.empty()) std::memcpy(a.bytes.data(), data, a.bytes.size());
+  return a;
+}
+}  // namespace
+
+NpyArray npy_array_f32(const std::vector<int64_t>& shape, const float* data) {
+  return npy_array_raw(shape, "f4", data, 4);
+}
+NpyArray npy_array_i64(const std::vector<int64_t>& shape, const int64_t* data) {
+  return npy_array_raw(shape, "i8", data, 8);
 }
 
 }  // namespace pg

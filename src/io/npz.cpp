@@ -3,6 +3,7 @@
 #include <zip.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <sys/stat.h>
@@ -101,6 +102,38 @@ std::vector<std::string> Npz::keys() const {
   out.reserve(arrays_.size());
   for (const auto& [k, v] : arrays_) out.push_back(k);
   return out;
+}
+
+void write_npz(const std::string& path, const std::vector<std::pair<std::string, NpyArray>>& arrays) {
+  const std::string tmp = path + ".tmp";
+  std::vector<std::vector<uint8_t>> members;  // libzip reads the buffers at zip_close
+  members.reserve(arrays.size());
+  for (const auto& [key, array] : arrays) members.push_back(encode_npy(array, path + ":" + key + ".npy"));
+  int code = 0;
+  zip_t* z = zip_open(tmp.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &code);
+  if (!z) throw Error("cannot create " + path + ": " + zip_code_message(code));
+  auto fail = [&](const std::string& what) {
+    const std::string msg = "cannot write " + path + ": " + what + ": " + zip_strerror(z);
+    zip_discard(z);
+    std::remove(tmp.c_str());
+    throw Error(msg);
+  };
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    zip_source_t* src = zip_source_buffer(z, members[i].data(), members[i].size(), 0);
+    if (!src) fail("zip_source_buffer");
+    const zip_int64_t index = zip_file_add(z, (arrays[i].first + ".npy").c_str(), src, ZIP_FL_ENC_UTF_8);
+    if (index < 0) {
+      zip_source_free(src);
+      fail("adding " + arrays[i].first);
+    }
+    if (zip_set_file_compression(z, static_cast<zip_uint64_t>(index), ZIP_CM_STORE, 0) != 0) fail("compression");
+  }
+  if (zip_close(z) != 0) fail("closing the archive");
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    std::remove(tmp.c_str());
+    throw Error("cannot write " + path + ": " + std::strerror(e));
+  }
 }
 
 }  // namespace pg
