@@ -4,8 +4,11 @@
 // backward, the SigLIP encoder layer (SiglipEncoderLayer, pre-LN; the same code serves the
 // vision tower of PaliGemma and both towers of SigLIP contrastive pretraining) and the SigLIP
 // vision transformer up to its post_layernorm. Internal to src/train/.
+#include <algorithm>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/random.h"
@@ -19,6 +22,8 @@
 namespace pg::train {
 
 using Buf = std::vector<float>;
+
+void add_into(float* y, const float* x, size_t n);
 
 // Parameter and gradient access by name; gradients are null when only the loss is wanted.
 // Linears go through linear_fwd / linear_bwd, which add a LoRA adapter's path where one is.
@@ -37,28 +42,24 @@ struct Access {
   // recomputed by gradient checkpointing) regenerates the same one.
   float lora_dropout = 0.0f;
   uint64_t lora_stream = 0;
+  // bf16_copy's matrices (see there), by (name, transposed).
+  struct Bf16Copy {
+    std::vector<uint16_t> data;
+    kernels::WeightMatrix matrix;
+  };
+  mutable std::map<std::pair<std::string, bool>, Bf16Copy> bf16_copies{};
 
   // Mixed precision: in the bf16 precision a trained (f32 master) matrix's forward and input
   // gradient run on the bf16 products like a frozen one's; its weight gradient stays f32.
   static bool bf16_products(int M) {
     return M > kernels::kSmallRows && precision() == Precision::BF16 && bf16_supported(kernel_path());
   }
-  static kernels::WeightMatrix f32_matrix(const float* data, int N, int K, const std::string& name) {
-    kernels::WeightMatrix m;
-    m.name = name;
-    m.format = kernels::WeightFormat::F32;
-    m.rows = N;
-    m.cols = K;
-    m.data = data;
-    return m;
-  }
-
   // y = x W^T + b, plus s (dropout(x) A^T) B^T with an adapter on W.
   void linear_fwd(const float* x, int M, int K, const std::string& weight, const float* bias, int N, float* y) const {
     if (const kernels::WeightMatrix* v = p.view(weight))  // frozen, in the checkpoint
       kernels::matmul(x, M, *v, bias, y);
     else if (bf16_products(M))
-      kernels::matmul(x, M, f32_matrix(w(weight), N, K, weight), bias, y);
+      kernels::matmul(x, M, bf16_copy(weight, N, K, false), bias, y);
     else
       linear_forward<float>(x, M, K, w(weight), bias, N, y);
     if (!lora || !lora->has(weight)) return;
@@ -78,7 +79,11 @@ struct Access {
       if (dx) kernels::matmul_transposed_add(dy, M, *v, dx);
       linear_backward<float>(dy, x, nullptr, M, K, N, nullptr, nullptr, dbias);  // the bias alone
     } else if (bf16_products(M)) {
-      if (dx) kernels::matmul_transposed_add(dy, M, f32_matrix(w(weight), N, K, weight), dx);
+      if (dx) {  // dx += dy W = dy (W^T)^T: W^T [K, N] is a weight matrix of K rows
+        Buf product(static_cast<size_t>(M) * K);
+        kernels::matmul(dy, M, bf16_copy(weight, N, K, true), nullptr, product.data());
+        add_into(dx, product.data(), product.size());
+      }
       linear_backward<float>(dy, x, w(weight), M, K, N, nullptr, d(weight), dbias);
     } else {
       linear_backward<float>(dy, x, w(weight), M, K, N, dx, d(weight), dbias);
@@ -107,6 +112,32 @@ struct Access {
     for (size_t i = 0; i < dxd.size(); ++i) dx[i] += dxd[i];
   }
 
+  // A trained matrix rounded to bf16 (round to nearest even, as the products round it), or its
+  // transpose [K, N] for the input gradient, made once per Access and reused: an Access lives
+  // for one loss pass, during which the weights do not change, so a batch converts each f32
+  // master matrix once instead of in every example's forward and backward (for a small model
+  // that conversion was a sixth of the step).
+  const kernels::WeightMatrix& bf16_copy(const std::string& weight, int N, int K, bool transposed) const {
+    Bf16Copy& c = bf16_copies[{weight, transposed}];
+    if (c.matrix.empty()) {
+      const float* src = w(weight);
+      c.data.resize(static_cast<size_t>(N) * K);
+      if (transposed) {  // in 64 x 64 tiles, which stay in cache
+        for (int64_t n0 = 0; n0 < N; n0 += 64)
+          for (int64_t k0 = 0; k0 < K; k0 += 64)
+            for (int64_t n = n0; n < std::min<int64_t>(N, n0 + 64); ++n)
+              for (int64_t k = k0; k < std::min<int64_t>(K, k0 + 64); ++k) c.data[k * N + n] = f32_to_bf16(src[n * K + k]);
+      } else {
+        for (size_t i = 0; i < c.data.size(); ++i) c.data[i] = f32_to_bf16(src[i]);
+      }
+      c.matrix.name = transposed ? weight + " (transposed)" : weight;
+      c.matrix.format = kernels::WeightFormat::BF16;
+      c.matrix.rows = transposed ? K : N;
+      c.matrix.cols = transposed ? N : K;
+      c.matrix.data = c.data.data();
+    }
+    return c.matrix;
+  }
  private:
   // The dropout mask of an adapter's input (empty without LoRA dropout).
   std::vector<uint8_t> lora_keep(int M, int K, const std::string& weight) const {
@@ -122,8 +153,6 @@ struct Access {
     return storage.data();
   }
 };
-
-void add_into(float* y, const float* x, size_t n);
 
 // What a forward pass keeps for the backward: nothing (loss only, or a frozen vision tower),
 // each layer's input (gradient checkpointing: the backward recomputes one layer at a time
