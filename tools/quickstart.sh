@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds, and answers "caption en" about a photo with a bundled
-# checkpoint. Until the project's own trained model exists, the bundled checkpoints are the
-# test fixtures: real PaliGemma 2 architecture, RANDOM weights, so the answer is gibberish;
-# point --model at a real checkpoint for real answers (see README).
+# Installs the dependencies, builds, and runs the bundled world model (models/paligemma-world:
+# our own small PaliGemma 2, trained by this project's code on its synthetic world, see
+# docs/WORLD_MODEL.md) on examples/world.png: a caption, a question, a detection and a
+# segmentation, the last two drawn into out/world_detect.png and out/world_segment.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install_deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)"
-build/paligemma info --model tests/fixtures/models/pg2_gqa_window
-build/paligemma run --model tests/fixtures/models/pg2_gqa_window \
-  --image tests/fixtures/photos/chelsea.png --prompt "caption en" --max-new-tokens 12 --json
+MODEL=models/paligemma-world
+IMAGE=examples/world.png
+mkdir -p out
+build/paligemma info --model "$MODEL"
+ask() {  # ask PROMPT [extra run flags]: prints the prompt and the model's answer
+  local prompt="$1"
+  shift
+  printf '\n%s\n  -> ' "$prompt"
+  build/paligemma run --model "$MODEL" --image "$IMAGE" --prompt "$prompt" --quiet "$@"
+}
+ask "caption en"
+ask "answer en what color is the star?"
+ask "detect star ; circle" --annotate out/world_detect.png
+ask "segment star" --annotate out/world_segment.png --masks out/world_masks
+ask "ocr"
+printf '\nannotated images: out/world_detect.png, out/world_segment.png (masks in out/world_masks/)\n'

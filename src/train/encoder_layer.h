@@ -126,7 +126,8 @@ struct Access {
         for (int64_t n0 = 0; n0 < N; n0 += 64)
           for (int64_t k0 = 0; k0 < K; k0 += 64)
             for (int64_t n = n0; n < std::min<int64_t>(N, n0 + 64); ++n)
-              for (int64_t k = k0; k < std::min<int64_t>(K, k0 + 64); ++k) c.data[k * N + n] = f32_to_bf16(src[n * K + k]);
+              for (int64_t k = k0; k < std::min<int64_t>(K, k0 + 64); ++k)
+                c.data[k * N + n] = f32_to_bf16(src[n * K + k]);
       } else {
         for (size_t i = 0; i < c.data.size(); ++i) c.data[i] = f32_to_bf16(src[i]);
       }
@@ -138,6 +139,7 @@ struct Access {
     }
     return c.matrix;
   }
+
  private:
   // The dropout mask of an adapter's input (empty without LoRA dropout).
   std::vector<uint8_t> lora_keep(int M, int K, const std::string& weight) const {

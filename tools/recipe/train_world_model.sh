@@ -13,7 +13,7 @@
 # Every stage prints its progress, records itself in OUT/done/ when finished and is skipped
 # on a rerun; an interrupted training stage continues from its last saved state (--resume).
 # Knobs (environment): SCALE (multiplies every step count, e.g. 0.01 for a smoke run),
-# THREADS (0 = all cores), TRAIN_IMAGES, STAGE1_SIZE, STAGE2_SIZE, and the *_STEPS below.
+# THREADS (0 = all cores), BATCH, TRAIN_IMAGES, STAGE1_SIZE, STAGE2_SIZE, and the *_STEPS below.
 # Timings and results of the run that made models/paligemma-world: docs/WORLD_MODEL.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -33,6 +33,7 @@ STAGE1_STEPS="${STAGE1_STEPS:-1200}"
 STAGE2_STEPS="${STAGE2_STEPS:-300}"
 MIX_STEPS="${MIX_STEPS:-200}"
 VOCAB="${VOCAB:-768}"
+BATCH="${BATCH:-32}"
 
 [ -x "$PG" ] || { echo "recipe: $PG not built (cmake -S . -B build && cmake --build build)" >&2; exit 1; }
 mkdir -p "$OUT/done"
@@ -77,15 +78,15 @@ fi
 # (a) The vision tower learns from (image, caption) pairs alone, with SigLIP's sigmoid loss.
 if stage siglip; then
   "$PG" pretrain-vision --model "$OUT/init" --data "$W/captions.jsonl" --val "$W/val_captions.jsonl" \
-    --out "$OUT/siglip" --steps "$(steps "$SIGLIP_STEPS")" --batch-size 32 --lr 1e-3 --threads "$THREADS" \
-    $(resume_flag "$OUT/siglip")
+    --out "$OUT/siglip" --steps "$(steps "$SIGLIP_STEPS")" --batch-size "$BATCH" --lr 1e-3 --warmup "$(steps 50)" \
+    --save-every 50 --threads "$THREADS" $(resume_flag "$OUT/siglip")
   finish siglip
 fi
 
 # (b) The mask VQ-VAE on the world's instance masks, then the segment examples it encodes.
 if stage vae; then
-  "$PG" vae-train --out "$OUT/vae-oid.npz" --steps "$(steps "$VAE_STEPS")" --threads "$THREADS" \
-    $([ -e "$OUT/vae-oid.npz.state" ] && echo --resume || true)
+  "$PG" vae-train --out "$OUT/vae-oid.npz" --steps "$(steps "$VAE_STEPS")" --warmup "$(steps 100)" \
+    --eval-every "$(steps 500)" $([ -e "$OUT/vae-oid.npz.state.npz" ] && echo --resume || true)
   finish vae
 fi
 if stage segment-data; then
@@ -104,7 +105,7 @@ if stage segment-data; then
   finish segment-data
 fi
 
-common=(--batch-size 32 --clip-norm 1 --threads "$THREADS" --save-every 50 --val "$W/stage_val.jsonl"
+common=(--batch-size "$BATCH" --clip-norm 1 --threads "$THREADS" --save-every 50 --val "$W/stage_val.jsonl"
         --eval-metrics 80 --vae "$OUT/vae-oid.npz")
 # (c) Stage 1: the whole model on the mixture at low resolution with short sequences.
 if stage stage1; then
