@@ -40,7 +40,7 @@ std::string vision_layer(int l) { return "vision_tower.vision_model.encoder.laye
 
 }  // namespace
 
-void encoder_layer_forward(const Access& A, const EncoderShape& e, const std::string& lp, int N, Buf& x,
+void encoder_layer_forward(const Access& A, const EncoderShape& e, const std::string& lp, int N, int sequences, Buf& x,
                            EncoderLayerState& s) {
   const int Hv = e.hidden, Iv = e.intermediate;
   const kernels::AttentionShape shape = attention_shape(e);
@@ -60,7 +60,12 @@ void encoder_layer_forward(const Access& A, const EncoderShape& e, const std::st
   A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.k_proj.weight", A.w(lp + "self_attn.k_proj.bias"), Hv, s.k.data());
   A.linear_fwd(s.h1.data(), N, Hv, lp + "self_attn.v_proj.weight", A.w(lp + "self_attn.v_proj.bias"), Hv, s.v.data());
   s.attn.resize(x.size());
-  attention_forward(s.q.data(), s.k.data(), s.v.data(), N, shape, bidirectional, s.attn.data(), &s.saved);
+  const int L = N / sequences;
+  const size_t seq_values = static_cast<size_t>(L) * Hv;
+  s.saved.resize(sequences);
+  for (int j = 0; j < sequences; ++j)
+    attention_forward(s.q.data() + j * seq_values, s.k.data() + j * seq_values, s.v.data() + j * seq_values, L, shape,
+                      bidirectional, s.attn.data() + j * seq_values, &s.saved[j]);
   A.linear_fwd(s.attn.data(), N, Hv, lp + "self_attn.out_proj.weight", A.w(lp + "self_attn.out_proj.bias"), Hv,
                tmp.data());
   add_into(x.data(), tmp.data(), x.size());
@@ -81,7 +86,7 @@ void encoder_layer_forward(const Access& A, const EncoderShape& e, const std::st
   add_into(x.data(), tmp.data(), x.size());
 }
 
-void encoder_layer_backward(const Access& A, const EncoderShape& e, const std::string& lp, int N,
+void encoder_layer_backward(const Access& A, const EncoderShape& e, const std::string& lp, int N, int sequences,
                             const EncoderLayerState& s, Buf& dx) {
   const int Hv = e.hidden, Iv = e.intermediate;
   const kernels::AttentionShape shape = attention_shape(e);
@@ -103,8 +108,12 @@ void encoder_layer_backward(const Access& A, const EncoderShape& e, const std::s
   Buf dattn(dx.size(), 0.0f), dq(dx.size(), 0.0f), dk(dx.size(), 0.0f), dv(dx.size(), 0.0f);
   A.linear_bwd(dx.data(), s.attn.data(), lp + "self_attn.out_proj.weight", N, Hv, Hv, dattn.data(),
                A.d(lp + "self_attn.out_proj.bias"));
-  attention_backward(dattn.data(), s.q.data(), s.k.data(), s.v.data(), N, shape, bidirectional, s.saved, dq.data(),
-                     dk.data(), dv.data());
+  const int L = N / sequences;
+  const size_t seq_values = static_cast<size_t>(L) * Hv;
+  for (int j = 0; j < sequences; ++j)
+    attention_backward(dattn.data() + j * seq_values, s.q.data() + j * seq_values, s.k.data() + j * seq_values,
+                       s.v.data() + j * seq_values, L, shape, bidirectional, s.saved[j], dq.data() + j * seq_values,
+                       dk.data() + j * seq_values, dv.data() + j * seq_values);
   std::fill(dh.begin(), dh.end(), 0.0f);
   for (const auto& [proj, grad] : {std::pair{"q", &dq}, std::pair{"k", &dk}, std::pair{"v", &dv}}) {
     const std::string n = lp + "self_attn." + proj + "_proj.";
@@ -114,24 +123,31 @@ void encoder_layer_backward(const Access& A, const EncoderShape& e, const std::s
                       dx.data(), A.d(lp + "layer_norm1.weight"), A.d(lp + "layer_norm1.bias"));
 }
 
-const Buf& vision_tower_forward(const Access& A, const VisionConfig& vc, const float* pixels, Keep keep,
+const Buf& vision_tower_forward(const Access& A, const VisionConfig& vc, const float* pixels, int images, Keep keep,
                                 VisionState& st) {
-  const int N = vc.num_patches(), Hv = vc.hidden_size, PL = vc.num_channels * vc.patch_size * vc.patch_size;
+  const int n = vc.num_patches(), N = images * n, Hv = vc.hidden_size;
+  const int PL = vc.num_channels * vc.patch_size * vc.patch_size;
+  const size_t image_pixels = static_cast<size_t>(vc.num_channels) * vc.image_size * vc.image_size;
   const EncoderShape e = encoder_shape(vc);
   const std::string vp = "vision_tower.vision_model.";
   st.keep = keep;
+  st.images = images;
   st.patches.resize(static_cast<size_t>(N) * PL);
-  kernels::patchify(pixels, vc.num_channels, vc.image_size, vc.patch_size, st.patches.data());
+  for (int i = 0; i < images; ++i)
+    kernels::patchify(pixels + i * image_pixels, vc.num_channels, vc.image_size, vc.patch_size,
+                      st.patches.data() + static_cast<size_t>(i) * n * PL);
   // SiglipVisionEmbeddings: conv (as a matmul) + bias, then + position embedding.
   Buf x(static_cast<size_t>(N) * Hv);
   A.linear_fwd(st.patches.data(), N, PL, vp + "embeddings.patch_embedding.weight",
                A.w(vp + "embeddings.patch_embedding.bias"), Hv, x.data());
-  add_into(x.data(), A.w(vp + "embeddings.position_embedding.weight"), x.size());
+  const float* pos = A.w(vp + "embeddings.position_embedding.weight");
+  for (int i = 0; i < images; ++i)
+    add_into(x.data() + static_cast<size_t>(i) * n * Hv, pos, static_cast<size_t>(n) * Hv);
   st.layers.resize(keep == Keep::Everything ? vc.num_layers : 1);
   if (keep == Keep::LayerInputs) st.inputs.resize(vc.num_layers);
   for (int l = 0; l < vc.num_layers; ++l) {
     if (keep == Keep::LayerInputs) st.inputs[l] = x;
-    encoder_layer_forward(A, e, vision_layer(l), N, x, st.layers[keep == Keep::Everything ? l : 0]);
+    encoder_layer_forward(A, e, vision_layer(l), N, images, x, st.layers[keep == Keep::Everything ? l : 0]);
   }
   if (keep != Keep::Everything) st.layers.front() = EncoderLayerState{};  // the scratch layer is not needed now
   st.x_last = x;
@@ -143,9 +159,26 @@ const Buf& vision_tower_forward(const Access& A, const VisionConfig& vc, const f
   return st.post;
 }
 
+size_t vision_bytes_per_image(const VisionConfig& vc, Keep keep) {
+  const size_t n = vc.num_patches(), Hv = vc.hidden_size, Iv = vc.intermediate_size, layers = vc.num_layers;
+  const size_t per_layer = n * (8 * Hv + 2 * Iv + 4 + static_cast<size_t>(vc.num_heads) * n) * sizeof(float);
+  const size_t always =
+      n * (5 * Hv + static_cast<size_t>(vc.num_channels) * vc.patch_size * vc.patch_size) * sizeof(float);
+  switch (keep) {
+    case Keep::Everything:
+      return always + layers * per_layer;
+    case Keep::LayerInputs:
+      return always + layers * n * Hv * sizeof(float) + per_layer;
+    case Keep::Nothing:
+      break;
+  }
+  return always;
+}
+
 void vision_tower_backward(const Access& A, const VisionConfig& vc, VisionState& st, const float* dpost) {
   if (st.keep == Keep::Nothing) throw Error("internal: the vision forward kept nothing for its backward");
-  const int N = vc.num_patches(), Hv = vc.hidden_size, PL = vc.num_channels * vc.patch_size * vc.patch_size;
+  const int n = vc.num_patches(), N = st.images * n, Hv = vc.hidden_size;
+  const int PL = vc.num_channels * vc.patch_size * vc.patch_size;
   const EncoderShape e = encoder_shape(vc);
   const std::string vp = "vision_tower.vision_model.";
   Buf dx(static_cast<size_t>(N) * Hv, 0.0f);
@@ -155,12 +188,14 @@ void vision_tower_backward(const Access& A, const VisionConfig& vc, VisionState&
   for (int l = vc.num_layers - 1; l >= 0; --l) {
     if (st.keep == Keep::LayerInputs) {  // recompute this layer's activations from its input
       Buf x = std::move(st.inputs[l]);
-      encoder_layer_forward(A, e, vision_layer(l), N, x, st.layers[0]);
+      encoder_layer_forward(A, e, vision_layer(l), N, st.images, x, st.layers[0]);
     }
-    encoder_layer_backward(A, e, vision_layer(l), N, st.layers[st.keep == Keep::Everything ? l : 0], dx);
+    encoder_layer_backward(A, e, vision_layer(l), N, st.images, st.layers[st.keep == Keep::Everything ? l : 0], dx);
   }
-  // Embeddings: x0 = patches W^T + b + position.
-  if (float* dpos = A.d(vp + "embeddings.position_embedding.weight")) add_into(dpos, dx.data(), dx.size());
+  // Embeddings: x0 = patches W^T + b + position (the same table for every image).
+  if (float* dpos = A.d(vp + "embeddings.position_embedding.weight"))
+    for (int i = 0; i < st.images; ++i)
+      add_into(dpos, dx.data() + static_cast<size_t>(i) * n * Hv, static_cast<size_t>(n) * Hv);
   A.linear_bwd(dx.data(), st.patches.data(), vp + "embeddings.patch_embedding.weight", N, PL, Hv, nullptr,
                A.d(vp + "embeddings.patch_embedding.bias"));
 }

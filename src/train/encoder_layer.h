@@ -42,6 +42,9 @@ struct Access {
   // recomputed by gradient checkpointing) regenerates the same one.
   float lora_dropout = 0.0f;
   uint64_t lora_stream = 0;
+  // Several images in one pass: the rows are lora_image_streams.size() blocks of equal size,
+  // block j drawing its masks from stream j (each image its own, as when it runs alone).
+  std::vector<uint64_t> lora_image_streams{};
   // bf16_copy's matrices (see there), by (name, transposed).
   struct Bf16Copy {
     std::vector<uint16_t> data;
@@ -145,7 +148,16 @@ struct Access {
   std::vector<uint8_t> lora_keep(int M, int K, const std::string& weight) const {
     if (lora_dropout <= 0.0f) return {};
     // The weight's name (FNV-1a) mixed into the stream.
-    return dropout_mask(static_cast<int64_t>(M) * K, lora_dropout, lora_stream ^ fnv1a(weight));
+    if (lora_image_streams.empty())
+      return dropout_mask(static_cast<int64_t>(M) * K, lora_dropout, lora_stream ^ fnv1a(weight));
+    const int64_t block = static_cast<int64_t>(M / lora_image_streams.size()) * K;
+    std::vector<uint8_t> keep;
+    keep.reserve(static_cast<size_t>(M) * K);
+    for (uint64_t stream : lora_image_streams) {
+      const std::vector<uint8_t> part = dropout_mask(block, lora_dropout, stream ^ fnv1a(weight));
+      keep.insert(keep.end(), part.begin(), part.end());
+    }
+    return keep;
   }
   // x itself (no mask), or dropout(x) in `storage`.
   const float* masked(const float* x, size_t n, const std::vector<uint8_t>& keep, std::vector<float>& storage) const {
@@ -173,33 +185,40 @@ EncoderShape encoder_shape(const VisionConfig& vc);
 
 struct EncoderLayerState {
   Buf x_in, h1, mean1, rstd1, q, k, v, attn, x_mid, h2, mean2, rstd2, u, a;
-  AttentionSaved<float> saved;
+  std::vector<AttentionSaved<float>> saved;  // one per sequence
 };
 
 // SiglipEncoderLayer (pre-LN): x += out_proj(attention(ln1(x))); x += fc2(gelu(fc1(ln2(x)))),
-// full bidirectional attention over the `rows` rows of x [rows, hidden], in place. `prefix`
-// names the layer's tensors ("...encoder.layers.3."); s receives what the backward needs.
-void encoder_layer_forward(const Access& A, const EncoderShape& e, const std::string& prefix, int rows, Buf& x,
-                           EncoderLayerState& s);
+// on x [rows, hidden] in place, where the rows are `sequences` sequences of rows / sequences
+// rows each (several images of a batch at once: the linears see all their rows together, each
+// sequence attends bidirectionally to itself only). `prefix` names the layer's tensors
+// ("...encoder.layers.3."); s receives what the backward needs.
+void encoder_layer_forward(const Access& A, const EncoderShape& e, const std::string& prefix, int rows, int sequences,
+                           Buf& x, EncoderLayerState& s);
 // The backward of encoder_layer_forward: dx (the gradient of the layer's output) becomes the
 // gradient of its input; parameter gradients are added.
-void encoder_layer_backward(const Access& A, const EncoderShape& e, const std::string& prefix, int rows,
+void encoder_layer_backward(const Access& A, const EncoderShape& e, const std::string& prefix, int rows, int sequences,
                             const EncoderLayerState& s, Buf& dx);
 
 // SiglipVisionTransformer without a head: patch embedding, position embedding, the layers,
 // post_layernorm; tensors under "vision_tower.vision_model.".
 struct VisionState {
   Keep keep = Keep::Everything;
+  int images = 1;
   Buf patches, x_last, post, post_mean, post_rstd;
   // Keep::Everything: one state per layer; otherwise one, reused (recomputed in the backward).
   std::vector<EncoderLayerState> layers;
   std::vector<Buf> inputs;  // Keep::LayerInputs: each layer's input
 };
 
-// One image [C, S, S] -> the post_layernorm output [N, hidden] (also kept in st.post).
-const Buf& vision_tower_forward(const Access& A, const VisionConfig& vc, const float* pixels, Keep keep,
+// `images` images [C, S, S] one after the other -> the post_layernorm output
+// [images * N, hidden] (also kept in st.post); the images share every product.
+const Buf& vision_tower_forward(const Access& A, const VisionConfig& vc, const float* pixels, int images, Keep keep,
                                 VisionState& st);
-// dpost: the gradient of the post_layernorm output [N, hidden].
+// dpost: the gradient of the post_layernorm output [images * N, hidden].
 void vision_tower_backward(const Access& A, const VisionConfig& vc, VisionState& st, const float* dpost);
+
+// Bytes the vision forward keeps per image under `keep` (to size groups of images).
+size_t vision_bytes_per_image(const VisionConfig& vc, Keep keep);
 
 }  // namespace pg::train

@@ -159,7 +159,7 @@ struct ImageState {
 
 void image_forward(const Access& A, const SiglipShapes& s, const float* pixels, Keep keep, ImageState& st,
                    float* embed) {
-  const Buf& post = vision_tower_forward(A, s.vision, pixels, keep, st.tower);
+  const Buf& post = vision_tower_forward(A, s.vision, pixels, 1, keep, st.tower);
   head_forward(A, s, post, st.head, embed);
 }
 
@@ -195,7 +195,7 @@ void text_forward(const Access& A, const SiglipShapes& s, const std::vector<int>
           tok[static_cast<size_t>(ids[t]) * H + i] + pos[static_cast<size_t>(t) * H + i];
   }
   st.layers.resize(s.text_layers);
-  for (int l = 0; l < s.text_layers; ++l) encoder_layer_forward(A, s.text, text_layer(l), T, x, st.layers[l]);
+  for (int l = 0; l < s.text_layers; ++l) encoder_layer_forward(A, s.text, text_layer(l), T, 1, x, st.layers[l]);
   // The final norm is per row: only the pooled (last) row is needed.
   st.x_last.assign(x.end() - H, x.end());
   st.f.assign(H, 0.0f);
@@ -214,7 +214,7 @@ void text_backward(const Access& A, const SiglipShapes& s, const std::vector<int
   layer_norm_backward(df.data(), st.x_last.data(), 1, H, A.w(kText + "final_layer_norm.weight"), st.mean.data(),
                       st.rstd.data(), dx.data() + static_cast<size_t>(T - 1) * H,
                       A.d(kText + "final_layer_norm.weight"), A.d(kText + "final_layer_norm.bias"));
-  for (int l = s.text_layers - 1; l >= 0; --l) encoder_layer_backward(A, s.text, text_layer(l), T, st.layers[l], dx);
+  for (int l = s.text_layers - 1; l >= 0; --l) encoder_layer_backward(A, s.text, text_layer(l), T, 1, st.layers[l], dx);
   float* dtok = A.d(kText + "embeddings.token_embedding.weight");
   float* dpos = A.d(kText + "embeddings.position_embedding.weight");
   for (int t = 0; t < T; ++t) {
