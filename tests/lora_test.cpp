@@ -456,6 +456,45 @@ TEST(Lora, GradientCheckpointingGivesTheSameGradients) {
   }
 }
 
+// The images of a batch share one vision-tower pass (LossOptions::vision_group_bytes); a
+// budget of one byte gives one example per pass. Both must give the same loss and gradients
+// up to float summation order, with LoRA dropout on the vision adapters: each image draws its
+// masks from its own stream whichever pass it is in (one stream per pass would differ by the
+// masks, i.e. by tens of percent), for one and for two images per example.
+TEST(Lora, VisionGroupsGiveTheSameGradientsAsOneExampleAtATime) {
+  pg::test::BackendGuard guard;
+  pg::set_precision(pg::Precision::F32);
+  for (const char* model : {"models/pg2_gqa_window", "models/pg2_two_images"}) {
+    Fixture f;
+    f.dir = pg::test::fixture(model);
+    f.ckpt = pg::Checkpoint::open(f.dir);
+    f.config = pg::load_model_config(f.dir);
+    f.base = pg::train::Parameters::from_checkpoint(f.ckpt);
+    // One image per example, then two (the photos in both orders).
+    std::vector<pg::train::TrainExample> batch = two_examples(f);
+    if (std::string(model).find("two_images") != std::string::npos) {
+      const pg::Tokenizer tok = pg::Tokenizer::load(f.dir + "/tokenizer.model");
+      const std::vector<pg::train::TrainExample> single = batch;
+      for (int i = 0; i < 2; ++i) {
+        ASSERT_TRUE(pg::train::build_sequence(tok, f.config, "caption en", "two photos", 2, 0, &batch[i], nullptr));
+        batch[i].pixels = single[i].pixels;
+        batch[i].pixels.insert(batch[i].pixels.end(), single[1 - i].pixels.begin(), single[1 - i].pixels.end());
+      }
+    }
+    pg::train::LossOptions grouped;
+    grouped.lora_dropout = 0.3f;
+    grouped.dropout_seed = 5;
+    pg::train::LossOptions alone = grouped;
+    alone.vision_group_bytes = 1;
+    const pg::train::LoraAdapters lora = random_adapters(f.base, true);
+    pg::train::Parameters a1 = lora.tensors.zeros_like(), a2 = lora.tensors.zeros_like();
+    const double l1 = pg::train::loss_and_gradients(f.base, f.config, batch, grouped, nullptr, &lora, &a1).loss;
+    const double l2 = pg::train::loss_and_gradients(f.base, f.config, batch, alone, nullptr, &lora, &a2).loss;
+    EXPECT_NEAR(l1, l2, 1e-5 * std::fabs(l1)) << model;
+    expect_gradients_close(a1, a2);
+  }
+}
+
 // Mixed precision (the default bf16 mode on CPUs with bf16 products): the trained f32 master
 // weights enter the forward and input-gradient products rounded to bf16, like frozen ones.
 // Gradients then agree with the exact f32 ones to bf16's few digits (a transposed or

@@ -2,6 +2,7 @@
 // Fine-tuning PaliGemma in C++ (the library API behind `paligemma finetune`): what trains,
 // the loss, the optimizer and schedule, the data and the outputs of a run. The pieces are in
 // src/train/ (docs/ARCHITECTURE.md, "Data flow of one training step").
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -66,6 +67,11 @@ struct LossOptions {
   // recomputes one layer at a time from it (about one more forward of compute; the saved
   // activations shrink from every layer's to one layer's). The gradients are the same.
   bool checkpoint_layers = false;
+  // The images of consecutive examples share one vision-tower pass while the activations it
+  // keeps stay within this many bytes (at least one example per pass): a small tower's
+  // products get more rows; So400m (~0.7 GB per image at 224 px) runs an example at a time.
+  // Results do not depend on it beyond float summation order.
+  size_t vision_group_bytes = size_t{256} << 20;
 };
 
 struct LoraConfig {

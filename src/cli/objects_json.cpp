@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <iostream>
 
 #include "paligemma/annotate.h"
 #include "paligemma/error.h"
@@ -20,9 +21,13 @@ std::unique_ptr<MaskCodec> load_codec(const std::string& vae_path, const std::st
   if (!vae_path.empty()) return std::make_unique<MaskCodec>(MaskCodec::load(vae_path));
   const std::string bundled = model_dir + "/vae-oid.npz";
   std::error_code ec;
-  if (!model_dir.empty() && std::filesystem::is_regular_file(bundled, ec))
+  if (model_dir.empty() || !std::filesystem::is_regular_file(bundled, ec)) return nullptr;
+  try {
     return std::make_unique<MaskCodec>(MaskCodec::load(bundled));
-  return nullptr;
+  } catch (const Error& e) {  // not asked for by name: answers without masks still work
+    std::cerr << "warning: " << e.what() << "; segment answers keep only their boxes\n";
+    return nullptr;
+  }
 }
 
 nlohmann::json objects_json(const DetectedObjects& out) {

@@ -17,7 +17,8 @@ namespace pg::cli {
 Bins parse_bins(const std::string& name);  // "demo" or "bigvision"
 
 // The mask codec of --vae, else the model directory's own vae-oid.npz (a model that ships its
-// VQ-VAE, as ours does), else none (segment answers keep their boxes).
+// VQ-VAE, as ours does; one that does not load is a warning, not an error), else none
+// (segment answers keep their boxes).
 std::unique_ptr<MaskCodec> load_codec(const std::string& vae_path, const std::string& model_dir);
 
 nlohmann::json objects_json(const DetectedObjects& out);

@@ -15,6 +15,7 @@
 #include "kernels/matmul.h"
 #include "paligemma/backend.h"
 #include "paligemma/config.h"
+#include "paligemma/error.h"
 #include "train/layers.h"
 #include "train/lora.h"
 #include "train/parameters.h"
@@ -82,10 +83,13 @@ struct Access {
       if (dx) kernels::matmul_transposed_add(dy, M, *v, dx);
       linear_backward<float>(dy, x, nullptr, M, K, N, nullptr, nullptr, dbias);  // the bias alone
     } else if (bf16_products(M)) {
-      if (dx) {  // dx += dy W = dy (W^T)^T: W^T [K, N] is a weight matrix of K rows
+      if (dx && static_cast<int64_t>(N) * K <= kCachedTransposeValues) {
+        // dx += dy W = dy (W^T)^T: W^T [K, N] is a weight matrix of K rows
         Buf product(static_cast<size_t>(M) * K);
         kernels::matmul(dy, M, bf16_copy(weight, N, K, true), nullptr, product.data());
         add_into(dx, product.data(), product.size());
+      } else if (dx) {  // a big matrix: transposed block by block in the product, no second copy kept
+        kernels::matmul_transposed_add(dy, M, bf16_copy(weight, N, K, false), dx);
       }
       linear_backward<float>(dy, x, w(weight), M, K, N, nullptr, d(weight), dbias);
     } else {
@@ -120,6 +124,10 @@ struct Access {
   // for one loss pass, during which the weights do not change, so a batch converts each f32
   // master matrix once instead of in every example's forward and backward (for a small model
   // that conversion was a sixth of the step).
+  // Matrices up to this size also keep a transposed copy (32 MiB in bf16; the world model's
+  // are ~0.3 MB); bigger ones (a 3B decoder's 2048 x 16384) transpose inside each product
+  // rather than hold 4 more bytes per trained parameter.
+  static constexpr int64_t kCachedTransposeValues = int64_t{16} << 20;
   const kernels::WeightMatrix& bf16_copy(const std::string& weight, int N, int K, bool transposed) const {
     Bf16Copy& c = bf16_copies[{weight, transposed}];
     if (c.matrix.empty()) {
@@ -150,6 +158,9 @@ struct Access {
     // The weight's name (FNV-1a) mixed into the stream.
     if (lora_image_streams.empty())
       return dropout_mask(static_cast<int64_t>(M) * K, lora_dropout, lora_stream ^ fnv1a(weight));
+    if (M % static_cast<int>(lora_image_streams.size()) != 0)
+      throw Error("internal: " + std::to_string(M) + " rows are not " + std::to_string(lora_image_streams.size()) +
+                  " images' worth");
     const int64_t block = static_cast<int64_t>(M / lora_image_streams.size()) * K;
     std::vector<uint8_t> keep;
     keep.reserve(static_cast<size_t>(M) * K);

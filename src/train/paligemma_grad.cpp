@@ -45,11 +45,6 @@ void vision_backward(const Access& A, const ModelConfig& c, VisionState& st, con
   vision_tower_backward(A, vc, st, dpost.data());
 }
 
-// How much vision activation one group of examples may keep at once: the images of a group
-// share the tower's products (a small tower gains 1.5-2x from the larger matrices); a big
-// tower (So400m at 224 px keeps ~0.7 GB per image) gets groups of one example, as before.
-constexpr size_t kVisionGroupBytes = size_t{256} << 20;
-
 // ---------------------------------------------------------------- Gemma decoder
 
 struct TextLayerState {
@@ -265,9 +260,11 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
     n_images_of[b] = images / image_rows;
   }
   const Keep vision_keep = keep_for(backward && vision_trains, options.checkpoint_layers);
-  // Groups sized as if every activation were kept, whatever is: then gradient checkpointing
-  // forms the same groups, sums in the same order and gives the same gradients bit for bit.
-  const size_t image_bytes = vision_bytes_per_image(c.vision, Keep::Everything);
+  // Groups (LossOptions::vision_group_bytes) sized as if every activation were kept when the
+  // tower trains, whatever is: then gradient checkpointing forms the same groups, sums in the
+  // same order and gives the same gradients bit for bit.
+  const size_t image_bytes =
+      vision_bytes_per_image(c.vision, vision_keep == Keep::Nothing ? Keep::Nothing : Keep::Everything);
   const size_t feature_values = static_cast<size_t>(image_rows) * H;
 
   // Examples go in groups: the tower runs once on all of a group's images, then each example's
@@ -275,7 +272,7 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
   for (size_t g0 = 0; g0 < batch.size();) {
     size_t g1 = g0 + 1;
     size_t group_images = n_images_of[g0];
-    while (g1 < batch.size() && (group_images + n_images_of[g1]) * image_bytes <= kVisionGroupBytes)
+    while (g1 < batch.size() && (group_images + n_images_of[g1]) * image_bytes <= options.vision_group_bytes)
       group_images += n_images_of[g1++];
     std::vector<size_t> first_image(g1 - g0);  // each example's first image within the group
     Buf group_pixels;
@@ -294,115 +291,115 @@ LossResult loss_and_gradients(const Parameters& params, const ModelConfig& c, co
     }
     if (backward && vision_trains) dfeatures.assign(features.size(), 0.0f);
 
-  for (size_t b = g0; b < g1; ++b) {
-    const TrainExample& ex = batch[b];
-    const int T = static_cast<int>(ex.ids.size());
-    const int targets_n = ex.num_targets();
-    const float* ex_features = features.data() + first_image[b - g0] * feature_values;
-    A.lora_stream = lora_stream(b, 0);
+    for (size_t b = g0; b < g1; ++b) {
+      const TrainExample& ex = batch[b];
+      const int T = static_cast<int>(ex.ids.size());
+      const int targets_n = ex.num_targets();
+      const float* ex_features = features.data() + first_image[b - g0] * feature_values;
+      A.lora_stream = lora_stream(b, 0);
 
-    // Embedding: image rows take the projected features (transformers scales them by
-    // 1 / sqrt(H) and the decoder multiplies every row by sqrt(H)); text rows E[id] sqrt(H).
-    Buf x(static_cast<size_t>(T) * H);
-    for (int t = 0, img = 0; t < T; ++t) {
-      float* row = x.data() + static_cast<int64_t>(t) * H;
-      const int id = ex.ids[t];
-      if (id == c.image_token_index) {
-        std::copy_n(ex_features + static_cast<int64_t>(img) * H, H, row);
-        ++img;
+      // Embedding: image rows take the projected features (transformers scales them by
+      // 1 / sqrt(H) and the decoder multiplies every row by sqrt(H)); text rows E[id] sqrt(H).
+      Buf x(static_cast<size_t>(T) * H);
+      for (int t = 0, img = 0; t < T; ++t) {
+        float* row = x.data() + static_cast<int64_t>(t) * H;
+        const int id = ex.ids[t];
+        if (id == c.image_token_index) {
+          std::copy_n(ex_features + static_cast<int64_t>(img) * H, H, row);
+          ++img;
+          continue;
+        }
+        if (id < 0 || id >= V) throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
+        if (const kernels::WeightMatrix* v = params.view(tp + "embed_tokens.weight")) {
+          kernels::dequantize_rows_f32(*v, id, 1, row);
+          for (int i = 0; i < H; ++i) row[i] *= normalizer;
+          continue;
+        }
+        const float* e = A.w(tp + "embed_tokens.weight") + static_cast<int64_t>(id) * H;
+        for (int i = 0; i < H; ++i) row[i] = e[i] * normalizer;
+      }
+
+      // RoPE tables: PaliGemma numbers positions from 1.
+      Buf cos_t(static_cast<size_t>(T) * (D / 2)), sin_t(cos_t.size());
+      for (int t = 0; t < T; ++t)
+        kernels::rope_angles(t + 1, D, tc.rope_theta, cos_t.data() + t * (D / 2), sin_t.data() + t * (D / 2));
+
+      TextPass P{tc, options, shape, T, ex.prefix_len, cos_t.data(), sin_t.data(), static_cast<uint64_t>(b)};
+      const Keep keep = keep_for(backward, options.checkpoint_layers);
+      std::vector<TextLayerState> layers(keep == Keep::Everything ? tc.num_layers : 1);
+      std::vector<Buf> inputs(keep == Keep::LayerInputs ? tc.num_layers : 0);
+      for (int l = 0; l < tc.num_layers; ++l) {
+        if (keep == Keep::LayerInputs) inputs[l] = x;
+        text_layer_forward(A, P, l, x, layers[keep == Keep::Everything ? l : 0]);
+      }
+      if (keep != Keep::Everything) layers.front() = TextLayerState{};
+
+      // Final norm and output layer on the rows that predict a target: row t predicts ids[t + 1].
+      const int first = ex.prefix_len - 1, R = targets_n;
+      Buf xf(x.begin() + static_cast<int64_t>(first) * H, x.begin() + static_cast<int64_t>(first + R) * H);
+      Buf hf(xf.size()), rstd_f(R), logits(static_cast<size_t>(R) * V);
+      rms_norm_forward(xf.data(), R, H, A.w(tp + "norm.weight"), tc.rms_norm_eps, hf.data(), rstd_f.data());
+      A.linear_fwd(hf.data(), R, H, out_name, nullptr, V, logits.data());
+      Buf capped;
+      if (cap) {
+        capped.resize(logits.size());
+        soft_cap_forward(logits.data(), logits.size(), tc.final_logit_softcap, capped.data());
+      }
+      const Buf& z = cap ? capped : logits;
+      std::vector<int> targets(R);
+      for (int r = 0; r < R; ++r) targets[r] = ex.ids[first + r + 1];
+      const int token_count = options.total_tokens > 0 ? options.total_tokens : result.tokens;
+      const float w =
+          static_cast<float>(options.scale * (options.reduction == LossReduction::PerExample
+                                                  ? 1.0 / (static_cast<double>(R) * static_cast<double>(batch.size()))
+                                                  : 1.0 / static_cast<double>(token_count)));
+      const Buf weights(R, w), unit(R, 1.0f / static_cast<float>(R));
+      result.example_loss.push_back(
+          cross_entropy<float>(z.data(), R, V, targets.data(), unit.data(), options.label_smoothing, nullptr));
+      if (!backward) {
+        result.loss +=
+            cross_entropy<float>(z.data(), R, V, targets.data(), weights.data(), options.label_smoothing, nullptr);
         continue;
       }
-      if (id < 0 || id >= V) throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
-      if (const kernels::WeightMatrix* v = params.view(tp + "embed_tokens.weight")) {
-        kernels::dequantize_rows_f32(*v, id, 1, row);
-        for (int i = 0; i < H; ++i) row[i] *= normalizer;
-        continue;
-      }
-      const float* e = A.w(tp + "embed_tokens.weight") + static_cast<int64_t>(id) * H;
-      for (int i = 0; i < H; ++i) row[i] = e[i] * normalizer;
-    }
-
-    // RoPE tables: PaliGemma numbers positions from 1.
-    Buf cos_t(static_cast<size_t>(T) * (D / 2)), sin_t(cos_t.size());
-    for (int t = 0; t < T; ++t)
-      kernels::rope_angles(t + 1, D, tc.rope_theta, cos_t.data() + t * (D / 2), sin_t.data() + t * (D / 2));
-
-    TextPass P{tc, options, shape, T, ex.prefix_len, cos_t.data(), sin_t.data(), static_cast<uint64_t>(b)};
-    const Keep keep = keep_for(backward, options.checkpoint_layers);
-    std::vector<TextLayerState> layers(keep == Keep::Everything ? tc.num_layers : 1);
-    std::vector<Buf> inputs(keep == Keep::LayerInputs ? tc.num_layers : 0);
-    for (int l = 0; l < tc.num_layers; ++l) {
-      if (keep == Keep::LayerInputs) inputs[l] = x;
-      text_layer_forward(A, P, l, x, layers[keep == Keep::Everything ? l : 0]);
-    }
-    if (keep != Keep::Everything) layers.front() = TextLayerState{};
-
-    // Final norm and output layer on the rows that predict a target: row t predicts ids[t + 1].
-    const int first = ex.prefix_len - 1, R = targets_n;
-    Buf xf(x.begin() + static_cast<int64_t>(first) * H, x.begin() + static_cast<int64_t>(first + R) * H);
-    Buf hf(xf.size()), rstd_f(R), logits(static_cast<size_t>(R) * V);
-    rms_norm_forward(xf.data(), R, H, A.w(tp + "norm.weight"), tc.rms_norm_eps, hf.data(), rstd_f.data());
-    A.linear_fwd(hf.data(), R, H, out_name, nullptr, V, logits.data());
-    Buf capped;
-    if (cap) {
-      capped.resize(logits.size());
-      soft_cap_forward(logits.data(), logits.size(), tc.final_logit_softcap, capped.data());
-    }
-    const Buf& z = cap ? capped : logits;
-    std::vector<int> targets(R);
-    for (int r = 0; r < R; ++r) targets[r] = ex.ids[first + r + 1];
-    const int token_count = options.total_tokens > 0 ? options.total_tokens : result.tokens;
-    const float w =
-        static_cast<float>(options.scale * (options.reduction == LossReduction::PerExample
-                                                ? 1.0 / (static_cast<double>(R) * static_cast<double>(batch.size()))
-                                                : 1.0 / static_cast<double>(token_count)));
-    const Buf weights(R, w), unit(R, 1.0f / static_cast<float>(R));
-    result.example_loss.push_back(
-        cross_entropy<float>(z.data(), R, V, targets.data(), unit.data(), options.label_smoothing, nullptr));
-    if (!backward) {
+      Buf dz(z.size());
       result.loss +=
-          cross_entropy<float>(z.data(), R, V, targets.data(), weights.data(), options.label_smoothing, nullptr);
-      continue;
-    }
-    Buf dz(z.size());
-    result.loss +=
-        cross_entropy<float>(z.data(), R, V, targets.data(), weights.data(), options.label_smoothing, dz.data());
+          cross_entropy<float>(z.data(), R, V, targets.data(), weights.data(), options.label_smoothing, dz.data());
 
-    // ---- backward
-    Buf dlogits;
-    if (cap) {
-      dlogits.assign(dz.size(), 0.0f);
-      soft_cap_backward(dz.data(), capped.data(), dz.size(), tc.final_logit_softcap, dlogits.data());
-    } else {
-      dlogits.swap(dz);
-    }
-    Buf dhf(hf.size(), 0.0f), dx(x.size(), 0.0f);
-    A.linear_bwd(dlogits.data(), hf.data(), out_name, R, H, V, dhf.data(), nullptr);
-    rms_norm_backward(dhf.data(), xf.data(), R, H, A.w(tp + "norm.weight"), rstd_f.data(),
-                      dx.data() + static_cast<int64_t>(first) * H, A.d(tp + "norm.weight"));
-
-    for (int l = tc.num_layers - 1; l >= 0; --l) {
-      if (keep == Keep::LayerInputs) {  // recompute this layer's activations from its input
-        Buf xl = std::move(inputs[l]);
-        text_layer_forward(A, P, l, xl, layers[0]);
+      // ---- backward
+      Buf dlogits;
+      if (cap) {
+        dlogits.assign(dz.size(), 0.0f);
+        soft_cap_backward(dz.data(), capped.data(), dz.size(), tc.final_logit_softcap, dlogits.data());
+      } else {
+        dlogits.swap(dz);
       }
-      text_layer_backward(A, P, l, layers[keep == Keep::Everything ? l : 0], dx);
-    }
+      Buf dhf(hf.size(), 0.0f), dx(x.size(), 0.0f);
+      A.linear_bwd(dlogits.data(), hf.data(), out_name, R, H, V, dhf.data(), nullptr);
+      rms_norm_backward(dhf.data(), xf.data(), R, H, A.w(tp + "norm.weight"), rstd_f.data(),
+                        dx.data() + static_cast<int64_t>(first) * H, A.d(tp + "norm.weight"));
 
-    // Embedding rows and image features.
-    float* ex_dfeatures = dfeatures.empty() ? nullptr : dfeatures.data() + first_image[b - g0] * feature_values;
-    float* dembed = A.d(tp + "embed_tokens.weight");
-    for (int t = 0, img = 0; t < T; ++t) {
-      const float* g = dx.data() + static_cast<int64_t>(t) * H;
-      if (ex.ids[t] == c.image_token_index) {
-        if (ex_dfeatures) add_into(ex_dfeatures + static_cast<int64_t>(img) * H, g, H);
-        ++img;
-      } else if (dembed) {
-        float* e = dembed + static_cast<int64_t>(ex.ids[t]) * H;
-        for (int i = 0; i < H; ++i) e[i] += g[i] * normalizer;
+      for (int l = tc.num_layers - 1; l >= 0; --l) {
+        if (keep == Keep::LayerInputs) {  // recompute this layer's activations from its input
+          Buf xl = std::move(inputs[l]);
+          text_layer_forward(A, P, l, xl, layers[0]);
+        }
+        text_layer_backward(A, P, l, layers[keep == Keep::Everything ? l : 0], dx);
+      }
+
+      // Embedding rows and image features.
+      float* ex_dfeatures = dfeatures.empty() ? nullptr : dfeatures.data() + first_image[b - g0] * feature_values;
+      float* dembed = A.d(tp + "embed_tokens.weight");
+      for (int t = 0, img = 0; t < T; ++t) {
+        const float* g = dx.data() + static_cast<int64_t>(t) * H;
+        if (ex.ids[t] == c.image_token_index) {
+          if (ex_dfeatures) add_into(ex_dfeatures + static_cast<int64_t>(img) * H, g, H);
+          ++img;
+        } else if (dembed) {
+          float* e = dembed + static_cast<int64_t>(ex.ids[t]) * H;
+          for (int i = 0; i < H; ++i) e[i] += g[i] * normalizer;
+        }
       }
     }
-  }
     if (!dfeatures.empty()) {
       A.lora_image_streams = image_streams;
       vision_backward(A, c, vstate, dfeatures.data());
