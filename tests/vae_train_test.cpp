@@ -227,7 +227,20 @@ TEST(VaeTrain, RejectsBadInput) {
               c.channels = 16;
             }).find("written with --channels 8"),
             std::string::npos);
-  EXPECT_NE(with([](auto& c) { c.resume = true; }).find("already at step 2"), std::string::npos);
+  EXPECT_NE(with([](auto& c) {
+              c.resume = true;
+              c.steps = 1;
+            }).find("already at step 2"),
+            std::string::npos);
+  // Resuming a finished run with its own --steps is a no-op that reports the same result.
+  const pg::VaeTrainSummary first = pg::train_mask_vae([&] {
+    pg::VaeTrainOptions c = o;
+    c.resume = true;
+    return c;
+  }());
+  EXPECT_EQ(first.steps, 2);
+  EXPECT_EQ(first.start_step, 2);
+  EXPECT_GT(first.val_iou, 0.0);
 
   // The CLI: one error line and a non-zero exit, no crash.
   const auto r =

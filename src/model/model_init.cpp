@@ -229,10 +229,13 @@ void init_model(const std::string& config_json_path, const std::string& tokenize
       const int pieces = tokenizer.vocab_size();
       const int vocab = (pieces + 1 + 63) / 64 * 64;
       j["image_token_index"] = pieces;
+      if (j.contains("image_token_id")) j["image_token_id"] = pieces;  // newer transformers' spelling
       j["vocab_size"] = vocab;
       j["text_config"]["vocab_size"] = vocab;
-      std::ofstream(config_copy, std::ios::binary) << j.dump(2) << "\n";
-      if (!fs::is_regular_file(config_copy, ec)) throw Error("init: cannot write " + config_copy);
+      std::ofstream out(config_copy, std::ios::binary);
+      out << j.dump(2) << "\n";
+      out.close();
+      if (!out) throw Error("init: cannot write " + config_copy);
       if (!o.quiet)
         std::cerr << "init: vocabulary fitted to the tokenizer: image_token_index " << pieces << ", vocab_size " << vocab
                   << "\n";

@@ -234,8 +234,9 @@ TrainState read_state(const std::string& path, const VaeTrainOptions& o, train::
   if (s.usage_window.size() != static_cast<size_t>(o.codebook))
     throw Error(path + ": 'usage_window' has " + std::to_string(s.usage_window.size()) + " entries, expected " +
                 std::to_string(o.codebook));
-  if (s.step >= o.steps)
-    throw Error(path + " is already at step " + std::to_string(s.step) + ": pass --steps larger than that to continue");
+  // A finished run resumed with its own --steps is done (a pipeline rerun); fewer is an error.
+  if (s.step > o.steps)
+    throw Error(path + " is already at step " + std::to_string(s.step) + ": pass --steps of at least that to continue");
   for (auto& [name, t] : params.tensors()) {
     read_tensor_into(npz, "param/" + name, t);
     read_tensor_into(npz, "adam_m/" + name, opt.first_moment().at(name));
@@ -436,6 +437,10 @@ VaeTrainSummary train_mask_vae(const VaeTrainOptions& o, const std::function<voi
       write_vae(o.out_path, params, shape);
       write_state(state_path, o, st, params, opt);
     }
+  }
+  if (st.step == start_step) {  // resumed at its end: nothing to train, the result re-measured
+    last_eval = evaluate(params, val, o.val_masks, K);
+    write_vae(o.out_path, params, shape);
   }
   summary.steps = st.step;
   summary.start_step = start_step;
