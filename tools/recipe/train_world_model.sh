@@ -5,15 +5,16 @@
 #   world data  ->  tokenizer  ->  fresh model (projector at zero)
 #   -> (a) SigLIP pretraining of the vision tower (sigmoid loss, learned t' and b)
 #   -> (b) the mask VQ-VAE (codebook 128, 16 tokens per mask) -> segment examples
-#   -> (c) stage 1: everything trains on the task mixture at STAGE1_SIZE px, short text
+#   -> (c) stage 1: everything trains on the task mixture at config.json's 112 px, short text
 #   -> stage 2: position embeddings resampled to STAGE2_SIZE px, longer text
 #   -> (d) mix: a transfer on all tasks from fresh data   ->  eval on a held-out split
 #
 # Usage: tools/recipe/train_world_model.sh [OUT_DIR]         (default runs/world-model)
 # Every stage prints its progress, records itself in OUT/done/ when finished and is skipped
-# on a rerun; an interrupted training stage continues from its last saved state (--resume).
+# on a rerun (a stage that runs again clears the records of the stages after it); an
+# interrupted training stage continues from its last saved state (--resume).
 # Knobs (environment): SCALE (multiplies every step count, e.g. 0.01 for a smoke run),
-# THREADS (0 = all cores), BATCH, TRAIN_IMAGES, STAGE1_SIZE, STAGE2_SIZE, and the *_STEPS below.
+# THREADS (0 = all cores), BATCH, TRAIN_IMAGES, STAGE2_SIZE, and the *_STEPS below.
 # Timings and results of the run that made models/paligemma-world: docs/WORLD_MODEL.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -25,7 +26,6 @@ TRAIN_IMAGES="${TRAIN_IMAGES:-8000}"    # world images for pretraining and stage
 MIX_IMAGES="${MIX_IMAGES:-2000}"        # fresh images (another seed) for the mix transfer
 VAL_IMAGES="${VAL_IMAGES:-100}"
 TEST_IMAGES="${TEST_IMAGES:-200}"
-STAGE1_SIZE="${STAGE1_SIZE:-112}"
 STAGE2_SIZE="${STAGE2_SIZE:-224}"
 SIGLIP_STEPS="${SIGLIP_STEPS:-400}"
 VAE_STEPS="${VAE_STEPS:-3000}"
@@ -40,11 +40,17 @@ mkdir -p "$OUT/done"
 steps() { awk -v s="$1" -v k="$SCALE" 'BEGIN { n = int(s * k + 0.5); print (n < 1 ? 1 : n) }'; }
 images() { awk -v s="$1" -v k="$SCALE" 'BEGIN { n = int(s * k + 0.5); print (n < 8 ? 8 : n) }'; }
 T0=$(date +%s)
+STAGES=(world tokenizer init siglip vae segment-data stage1 stage2 mix eval)
 stage() {  # stage NAME: true when it still has to run (and announces it)
   if [ -e "$OUT/done/$1" ]; then
     echo "recipe: [$1] done already ($(cat "$OUT/done/$1"))"
     return 1
   fi
+  local later=0 s
+  for s in "${STAGES[@]}"; do  # what came after this stage was made from its old output
+    [ "$later" = 1 ] && rm -f "$OUT/done/$s"
+    [ "$s" = "$1" ] && later=1
+  done
   echo "recipe: [$1] starting at $(date -u +%H:%M:%S), $(($(date +%s) - T0)) s into this run"
   STAGE_T0=$(date +%s)
 }
@@ -58,8 +64,9 @@ if stage world; then
   "$PG" world --out "$W" --seed 1 --images "$(images "$TRAIN_IMAGES")" --size "$STAGE2_SIZE" --tasks "$WORLD_TASKS"
   "$PG" world --out "$W" --seed 1000001 --images "$(images "$VAL_IMAGES")" --size "$STAGE2_SIZE" --tasks "$WORLD_TASKS" --split-name val
   "$PG" world --out "$W" --seed 3000001 --images "$(images "$MIX_IMAGES")" --size "$STAGE2_SIZE" --tasks "$WORLD_TASKS" --split-name mix
-  grep '"task":"caption"' "$W/train.jsonl" > "$W/captions.jsonl"
-  grep '"task":"caption"' "$W/val.jsonl" > "$W/val_captions.jsonl"
+  grep '"task":"caption"' "$W/train.jsonl" > "$W/captions.jsonl" || true
+  grep '"task":"caption"' "$W/val.jsonl" > "$W/val_captions.jsonl" || true
+  [ -s "$W/captions.jsonl" ] && [ -s "$W/val_captions.jsonl" ] || { echo "recipe: no caption records" >&2; exit 1; }
   finish world
 fi
 
@@ -86,7 +93,8 @@ fi
 # (b) The mask VQ-VAE on the world's instance masks, then the segment examples it encodes.
 if stage vae; then
   "$PG" vae-train --out "$OUT/vae-oid.npz" --steps "$(steps "$VAE_STEPS")" --warmup "$(steps 100)" \
-    --eval-every "$(steps 500)" $([ -e "$OUT/vae-oid.npz.state.npz" ] && echo --resume || true)
+    --eval-every "$(steps 500)" --world-size "$STAGE2_SIZE" \
+    $([ -e "$OUT/vae-oid.npz.state.npz" ] && echo --resume || true)
   finish vae
 fi
 if stage segment-data; then
@@ -119,7 +127,7 @@ if stage stage2; then
   rm -rf "$OUT/stage2-init"
   "$PG" resolution --model "$OUT/stage1/model" --image-size "$STAGE2_SIZE" --out "$OUT/stage2-init"
   "$PG" finetune --model "$OUT/stage2-init" --train "$W/stage.jsonl" --out "$OUT/stage2" "${common[@]}" \
-    --lr 2e-4 --warmup 0.05 --max-steps "$(steps "$STAGE2_STEPS")" --max-tokens 256 \
+    --lr 2e-4 --warmup 0.05 --max-steps "$(steps "$STAGE2_STEPS")" --max-tokens 320 \
     --eval-every "$(steps 100)" --export-dtype f32 $(resume_flag "$OUT/stage2")
   cp "$OUT/vae-oid.npz" "$OUT/stage2/model/"
   finish stage2
@@ -127,7 +135,7 @@ fi
 # (d) Mix: the pretrained model transferred to all tasks on fresh data, at a lower rate.
 if stage mix; then
   "$PG" finetune --model "$OUT/stage2/model" --train "$W/mix_all.jsonl" --out "$OUT/mix" "${common[@]}" \
-    --lr 1e-4 --warmup 0.05 --max-steps "$(steps "$MIX_STEPS")" --max-tokens 256 \
+    --lr 1e-4 --warmup 0.05 --max-steps "$(steps "$MIX_STEPS")" --max-tokens 320 \
     --eval-every "$(steps 100)" --export-dtype bf16 $(resume_flag "$OUT/mix")
   cp "$OUT/vae-oid.npz" "$OUT/mix/model/"
   finish mix
