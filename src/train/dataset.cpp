@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
 
 #include "paligemma/error.h"
 
@@ -144,6 +146,18 @@ TrainExample ExampleStore::example(size_t i) const {
     ex.pixels.insert(ex.pixels.end(), px.begin(), px.end());
   }
   return ex;
+}
+
+std::vector<int> epoch_order(int n, uint64_t seed, int64_t epoch, bool shuffle) {
+  std::vector<int> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  if (!shuffle) return order;
+  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch) + 1);
+  for (int i = n - 1; i > 0; --i) {
+    const int j = static_cast<int>(rng() % static_cast<uint64_t>(i + 1));
+    std::swap(order[i], order[j]);
+  }
+  return order;
 }
 
 }  // namespace pg::train

@@ -4,6 +4,7 @@
 // (big_vision's and Roboflow's export format; image paths relative to the JSONL file), and
 // their conversion into token sequences exactly as transformers' PaliGemmaProcessor builds
 // them with a suffix: <image> x N, <bos>, prefix + "\n", suffix tokens, <eos>.
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -50,6 +51,12 @@ struct TruncationStats {
 bool build_sequence(const Tokenizer& tokenizer, const ModelConfig& config, const std::string& prefix,
                     const std::string& suffix, int num_images, int max_tokens, TrainExample* example,
                     TruncationStats* stats);
+
+// The order of the examples in epoch e: a Fisher-Yates shuffle driven by mt19937_64 (the
+// same on every platform, unlike std::shuffle), seeded by (seed, epoch), so a resumed run
+// sees exactly the batches it would have seen; 0 .. n-1 in order without `shuffle`. Shared
+// by the fine-tuning and contrastive-pretraining loops.
+std::vector<int> epoch_order(int n, uint64_t seed, int64_t epoch, bool shuffle = true);
 
 // A training set held compactly: each distinct image once, already resized to the model's size
 // as 8-bit RGB (a quarter of its f32 pixels, and shared by all the examples of that image: a

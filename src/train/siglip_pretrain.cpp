@@ -275,16 +275,6 @@ struct Init {
 
 // ---------------------------------------------------------------- training loop helpers
 
-// The order of the examples in epoch e (the trainer's Fisher-Yates on mt19937_64 seeded by
-// (seed, epoch)), so a resumed run sees the batches it would have seen.
-std::vector<int> epoch_order(int n, uint64_t seed, int64_t epoch) {
-  std::vector<int> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch) + 1);
-  for (int i = n - 1; i > 0; --i) std::swap(order[i], order[static_cast<int>(rng() % static_cast<uint64_t>(i + 1))]);
-  return order;
-}
-
 std::vector<ContrastiveExample> load_examples(const std::string& path, const Tokenizer& tokenizer,
                                               const ModelConfig& config, const SiglipShapes& shapes,
                                               const PretrainConfig& pc, const char* what) {

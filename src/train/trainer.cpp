@@ -40,21 +40,6 @@ std::vector<std::string> trainable_names(const Parameters& params, TrainableSet 
 
 namespace {
 
-// The order of the examples in epoch e: a Fisher-Yates shuffle driven by mt19937_64 (the
-// same on every platform, unlike std::shuffle), seeded by (seed, epoch), so a resumed run
-// sees exactly the batches it would have seen.
-std::vector<int> epoch_order(int n, uint64_t seed, int epoch, bool shuffle) {
-  std::vector<int> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  if (!shuffle) return order;
-  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch) + 1);
-  for (int i = n - 1; i > 0; --i) {
-    const int j = static_cast<int>(rng() % static_cast<uint64_t>(i + 1));
-    std::swap(order[i], order[j]);
-  }
-  return order;
-}
-
 // Every record of `data` that fits, images decoded once each (ExampleStore).
 ExampleStore load_examples(const Dataset& data, const Tokenizer& tokenizer, const ModelConfig& config,
                            const TrainerConfig& tc, TruncationStats* stats, const char* what) {
