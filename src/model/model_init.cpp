@@ -209,15 +209,7 @@ void init_model(const std::string& config_json_path, const std::string& tokenize
   std::error_code ec;
   if (!fs::is_regular_file(config_json_path, ec)) throw Error("init: config file " + config_json_path + " not found");
   if (!fs::is_regular_file(tokenizer_path, ec)) throw Error("init: tokenizer file " + tokenizer_path + " not found");
-  bool created = false;
-  if (fs::exists(out_dir, ec)) {
-    if (!fs::is_directory(out_dir, ec)) throw Error("init: " + out_dir + " exists and is not a directory");
-    if (!fs::is_empty(out_dir, ec)) throw Error("init: output directory " + out_dir + " is not empty");
-  } else {
-    fs::create_directories(out_dir, ec);
-    if (ec) throw Error("init: cannot create " + out_dir + ": " + ec.message());
-    created = true;
-  }
+  const bool created = prepare_empty_output_dir(out_dir, "init");
   const std::string config_copy = out_dir + "/config.json";
   const std::string tok_copy = out_dir + "/tokenizer.model";
   try {

@@ -173,15 +173,7 @@ void change_resolution(const std::string& model_dir, const std::string& out_dir,
   std::error_code ec;
   if (!fs::is_directory(model_dir, ec)) throw Error("resolution: model directory " + model_dir + " not found");
   if (fs::equivalent(model_dir, out_dir, ec)) throw Error("resolution: the output must be another directory");
-  bool created = false;
-  if (fs::exists(out_dir, ec)) {
-    if (!fs::is_directory(out_dir, ec)) throw Error("resolution: " + out_dir + " exists and is not a directory");
-    if (!fs::is_empty(out_dir, ec)) throw Error("resolution: output directory " + out_dir + " is not empty");
-  } else {
-    fs::create_directories(out_dir, ec);
-    if (ec) throw Error("resolution: cannot create " + out_dir + ": " + ec.message());
-    created = true;
-  }
+  const bool created = prepare_empty_output_dir(out_dir, "resolution");
   try {
     write_all(model_dir, out_dir, options);
   } catch (...) {
