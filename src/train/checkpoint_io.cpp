@@ -1,6 +1,7 @@
 #include "train/checkpoint_io.h"
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
@@ -61,6 +62,20 @@ Parameters load_parameters(const std::string& path) {
     p.add(v.name, to_f32_tensor(v));
   }
   return p;
+}
+
+std::ofstream open_metrics_log(const std::string& path, int64_t start) {
+  std::vector<std::string> kept;
+  if (start > 0) {
+    std::ifstream in(path);
+    for (std::string l; std::getline(in, l);) {
+      const auto j = nlohmann::json::parse(l, nullptr, false);
+      if (!j.is_discarded() && j.contains("step") && j["step"].get<int64_t>() <= start) kept.push_back(l);
+    }
+  }
+  std::ofstream metrics(path, std::ios::trunc);
+  for (const std::string& l : kept) metrics << l << "\n";
+  return metrics;
 }
 
 }  // namespace pg::train

@@ -4,6 +4,7 @@
 // it), and the training state for an exact resume (f32 master weights, Adam moments, step,
 // data position, RNG) in safetensors + JSON.
 #include <cstdint>
+#include <fstream>
 #include <string>
 
 #include "paligemma/checkpoint.h"
@@ -20,5 +21,9 @@ void export_hf_checkpoint(const Parameters& params, const Checkpoint& source, DT
 // Parameters <-> one safetensors file of f32 tensors under their canonical names.
 void save_parameters(const Parameters& params, const std::string& path);
 Parameters load_parameters(const std::string& path);
+
+// A run's metrics.jsonl opened for appending the steps after `start`: on a resume (start > 0)
+// it keeps the lines up to the saved state (a crash may have logged more), else starts empty.
+std::ofstream open_metrics_log(const std::string& path, int64_t start);
 
 }  // namespace pg::train

@@ -605,17 +605,7 @@ PretrainSummary run_pretrain_vision(const PretrainConfig& pc) {
     std::ofstream(state_dir + "/state.json.tmp") << nlohmann::json{{"step", step}, {"run", identity}}.dump(2) << "\n";
     fs::rename(state_dir + "/state.json.tmp", state_dir + "/state.json");
   };
-  // On a resume, the log keeps the lines up to the saved state.
-  std::vector<std::string> kept;
-  if (start > 0) {
-    std::ifstream in(pc.out_dir + "/metrics.jsonl");
-    for (std::string l; std::getline(in, l);) {
-      const auto j = nlohmann::json::parse(l, nullptr, false);
-      if (!j.is_discarded() && j.contains("step") && j["step"].get<int64_t>() <= start) kept.push_back(l);
-    }
-  }
-  std::ofstream metrics(pc.out_dir + "/metrics.jsonl", std::ios::trunc);
-  for (const std::string& l : kept) metrics << l << "\n";
+  std::ofstream metrics = open_metrics_log(pc.out_dir + "/metrics.jsonl", start);
 
   const int E = shapes.embed_dim();
   int64_t trained_values = 0;

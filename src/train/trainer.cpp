@@ -201,17 +201,7 @@ TrainSummary run_finetune(const TrainerConfig& tc) {
     z.data.assign(trained.at(name).data.size(), 0.0f);
     grads.add(name, std::move(z));
   }
-  // On a resume, the log keeps the steps up to the saved state (a crash may have logged more).
-  std::vector<std::string> kept;
-  if (start > 0) {
-    std::ifstream in(tc.out_dir + "/metrics.jsonl");
-    for (std::string l; std::getline(in, l);) {
-      const auto j = nlohmann::json::parse(l, nullptr, false);
-      if (!j.is_discarded() && j.contains("step") && j["step"].get<int64_t>() <= start) kept.push_back(l);
-    }
-  }
-  std::ofstream metrics(tc.out_dir + "/metrics.jsonl", std::ios::trunc);
-  for (const std::string& l : kept) metrics << l << "\n";
+  std::ofstream metrics = open_metrics_log(tc.out_dir + "/metrics.jsonl", start);
   summary.steps = start;
   if (!tc.quiet)
     std::fprintf(stderr,
