@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "paligemma/npy.h"
 #include "test_util.h"
@@ -254,3 +255,71 @@ TEST(Cli, ModelDirectoryVaeIsUsedWithoutTheFlag) {
   EXPECT_EQ(run.output.find("warning"), std::string::npos) << run.output;
 }
 
+namespace pg {
+namespace {
+
+// `paligemma plot`: one polyline per run, through the metric's points (keys with dots inside
+// objects), in step order as the files give them; bad runs and absent metrics are errors.
+TEST(Cli, PlotDrawsOneCurvePerRunAndNamesBadInput) {
+  test::TempDir dir;
+  {
+    std::ofstream a(dir.file("a.jsonl"));
+    a << R"({"step":0,"val_metrics":{"answer.vqa_accuracy":0.0}})"
+         "\n"
+      << R"({"step":1,"loss":2.0})"
+         "\n"
+      << R"({"step":10,"val_metrics":{"answer.vqa_accuracy":0.5}})"
+         "\n"
+      << R"({"step":20,"val_metrics":{"answer.vqa_accuracy":1.0}})"
+         "\n";
+    fs::create_directories(dir.file("run_b"));
+    std::ofstream b(dir.file("run_b/metrics.jsonl"));
+    b << R"({"step":0,"val_metrics":{"answer.vqa_accuracy":0.25}})"
+         "\n"
+      << R"({"step":20,"val_metrics":{"answer.vqa_accuracy":0.25}})"
+         "\n";
+  }
+  const std::string base = test::cli_path() + " plot --metric val_metrics.answer.vqa_accuracy --out " +
+                           dir.file("p.svg") + " --title 'A <&> B'";
+  auto ok = test::run_command(base + " --run 'from pt=" + dir.file("a.jsonl") + "' --run scratch=" + dir.file("run_b"));
+  ASSERT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("2 runs, 5 points"), std::string::npos) << ok.output;
+  std::ifstream in(dir.file("p.svg"));
+  const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(svg.find(">from pt</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">scratch</text>"), std::string::npos);
+  EXPECT_NE(svg.find("A &lt;&amp;&gt; B"), std::string::npos);
+  // Polylines: run a rises from the x axis (y from 0 to 1) across the whole width; run b is flat.
+  std::vector<std::vector<std::pair<double, double>>> lines;
+  for (size_t p = 0; (p = svg.find("points=\"", p)) != std::string::npos;) {
+    p += 8;
+    std::istringstream pts(svg.substr(p, svg.find('"', p) - p));
+    std::vector<std::pair<double, double>> line;
+    double x, y;
+    char comma;
+    while (pts >> x >> comma >> y) line.emplace_back(x, y);
+    lines.push_back(line);
+  }
+  ASSERT_EQ(lines.size(), 2u);
+  ASSERT_EQ(lines[0].size(), 3u);
+  ASSERT_EQ(lines[1].size(), 2u);
+  EXPECT_LT(lines[0][0].first, lines[0][1].first);
+  EXPECT_GT(lines[0][0].second, lines[0][1].second);  // SVG y grows downwards
+  EXPECT_GT(lines[0][1].second, lines[0][2].second);
+  EXPECT_NEAR(lines[0][1].second, (lines[0][0].second + lines[0][2].second) / 2, 1e-6);
+  EXPECT_DOUBLE_EQ(lines[1][0].second, lines[1][1].second);
+  EXPECT_DOUBLE_EQ(lines[1][1].first, lines[0][2].first);
+
+  for (const auto& [flags, needle] : std::vector<std::pair<std::string, std::string>>{
+           {" --run nolabel", "LABEL=PATH"},
+           {" --run x=" + dir.file("missing.jsonl"), "missing.jsonl"},
+           {" --run x=" + dir.file("a.jsonl") + " --metric val_metrics.caption.cider", "val_metrics.caption.cider"},
+       }) {
+    auto r = test::run_command(test::cli_path() + " plot --out " + dir.file("q.svg") + flags);
+    EXPECT_EQ(r.exit_code, 1) << flags << ": " << r.output;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << flags << ": " << r.output;
+  }
+}
+
+}  // namespace
+}  // namespace pg

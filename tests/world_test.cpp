@@ -300,6 +300,118 @@ TEST(WorldExamples, SuffixesAgreeWithTheGroundTruth) {
   EXPECT_GT(ocrs, 3);
 }
 
+// The held-back question types: asked only when named, answers from the ground truth, and
+// "is there" balanced between yes and no.
+TEST(WorldExamples, HeldBackQuestionTypesAreAskedOnlyWhenNamed) {
+  WorldOptions o = small_options(11, 1);
+  o.size = 96;
+  o.questions_per_image = 3;
+  o.tasks = {WorldTask::Answer};
+  const std::regex size_of("what size is the (\\w+) (\\w+)\\?");
+  const std::regex is_there("is there a (\\w+) object\\?");
+  // Default types: neither held-back question ever appears, and naming the five defaults
+  // explicitly changes nothing.
+  WorldOptions explicit_default = o;
+  explicit_default.questions = parse_world_questions("count,color,shape,position,text");
+  for (int i = 0; i < 40; ++i) {
+    const WorldScene s = make_world_scene(o, i);
+    const std::vector<WorldExample> a = make_world_examples(s, o, i, nullptr);
+    const std::vector<WorldExample> b = make_world_examples(s, explicit_default, i, nullptr);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t k = 0; k < a.size(); ++k) {
+      EXPECT_EQ(a[k].prefix, b[k].prefix);
+      EXPECT_EQ(a[k].suffix, b[k].suffix);
+      const std::string q = a[k].prefix.substr(std::string("answer en ").size());
+      EXPECT_FALSE(std::regex_match(q, size_of) || std::regex_match(q, is_there)) << q;
+    }
+  }
+  o.questions = parse_world_questions("size, exists");
+  int sizes = 0, yes = 0, no = 0;
+  for (int i = 0; i < 200; ++i) {
+    const WorldScene s = make_world_scene(o, i);
+    for (const WorldExample& e : make_world_examples(s, o, i, nullptr)) {
+      const std::string q = e.prefix.substr(std::string("answer en ").size());
+      std::smatch m;
+      if (std::regex_match(q, m, size_of)) {
+        ++sizes;
+        std::vector<std::string> found;
+        for (const WorldObject& ob : s.objects)
+          if (kColorNames[int(ob.color)] == m[1].str() && kShapeNames[int(ob.shape)] == m[2].str())
+            found.push_back(kSizeNames[int(ob.size)]);
+        ASSERT_EQ(found.size(), 1u) << q;  // only asked of an object the expression names alone
+        EXPECT_EQ(e.suffix, found[0]) << q;
+      } else if (std::regex_match(q, m, is_there)) {
+        bool present = false;
+        for (const WorldObject& ob : s.objects) present |= kColorNames[int(ob.color)] == m[1].str();
+        EXPECT_EQ(e.suffix, present ? "yes" : "no") << q;
+        (present ? yes : no) += 1;
+      } else {
+        ADD_FAILURE() << "a question of a type not asked for: " << q;
+      }
+    }
+  }
+  EXPECT_GT(sizes, 100);
+  EXPECT_GT(yes, 100);
+  EXPECT_NEAR(double(no) / double(yes + no), 0.5, 0.08) << yes << " yes, " << no << " no";
+  EXPECT_NE(test::error_of([] { parse_world_questions("size,colour"); }).find("unknown world question type 'colour'"),
+            std::string::npos);
+  o.questions.clear();
+  EXPECT_NE(test::error_of([&] { validate_world_options(o); }).find("no question type"), std::string::npos);
+}
+
+// The held-back hexagon: never drawn by default (and the default scenes are the same as with
+// the six classes named), drawn when named; it rasterises as a regular hexagon (area 3 sqrt(3) / 2
+// r^2, unlike the circle's pi r^2) and the examples name it.
+TEST(WorldScene, HeldBackHexagonIsDrawnOnlyWhenNamed) {
+  WorldOptions o = small_options(21, 1);
+  o.size = 128;
+  o.tasks = {WorldTask::Caption, WorldTask::Answer, WorldTask::Detect};
+  WorldOptions explicit_default = o;
+  explicit_default.shapes = parse_world_shapes("circle,square,triangle,rectangle,star,ring");
+  for (int i = 0; i < 40; ++i) {
+    const WorldScene a = make_world_scene(o, i), b = make_world_scene(explicit_default, i);
+    EXPECT_EQ(a.image.rgb, b.image.rgb);
+    for (const WorldObject& ob : a.objects) EXPECT_NE(ob.shape, WorldShape::Hexagon);
+    for (const WorldExample& e : make_world_examples(a, o, i, nullptr))
+      EXPECT_EQ(e.suffix.find("hexagon"), std::string::npos);
+  }
+  o.shapes = parse_world_shapes("hexagon, circle");
+  o.max_objects = 1;
+  o.text_probability = 0;
+  int hexagons = 0, circles = 0, named = 0;
+  double hexagon_fill = 0, circle_fill = 0;  // visible pixels / (box side / 2)^2
+  for (int i = 0; i < 60; ++i) {
+    const WorldScene s = make_world_scene(o, i);
+    ASSERT_EQ(s.objects.size(), 1u);
+    const WorldObject& ob = s.objects[0];
+    int64_t area = 0;
+    for (uint8_t v : ob.mask.data) area += v;
+    // The box's width is the hexagon's corner-to-corner width 2r (its height is sqrt(3) r).
+    const double r = (ob.box.x1 - ob.box.x0) / 2;
+    if (ob.shape == WorldShape::Hexagon) {
+      ++hexagons;
+      hexagon_fill += double(area) / (r * r);
+      EXPECT_NEAR((ob.box.y1 - ob.box.y0) / (ob.box.x1 - ob.box.x0), std::sqrt(3.0) / 2, 0.08);
+    } else {
+      ASSERT_EQ(ob.shape, WorldShape::Circle);
+      ++circles;
+      circle_fill += double(area) / (r * r);
+    }
+    for (const WorldExample& e : make_world_examples(s, o, i, nullptr))
+      if (e.task == WorldTask::Caption)
+        named += e.suffix.find(ob.shape == WorldShape::Hexagon ? "hexagon" : "circle") != std::string::npos;
+  }
+  EXPECT_GT(hexagons, 15);
+  EXPECT_GT(circles, 15);
+  EXPECT_EQ(named, 60);
+  EXPECT_NEAR(hexagon_fill / hexagons, 3 * std::sqrt(3.0) / 2, 0.25);
+  EXPECT_NEAR(circle_fill / circles, M_PI, 0.25);
+  EXPECT_NE(test::error_of([] { parse_world_shapes("hexagon,pentagon"); }).find("unknown world shape 'pentagon'"),
+            std::string::npos);
+  o.shapes.clear();
+  EXPECT_NE(test::error_of([&] { validate_world_options(o); }).find("no shape"), std::string::npos);
+}
+
 TEST(WorldWriter, JsonlLoadsWithTheTrainerReaderAndMasksMatch) {
   test::TempDir dir;
   WorldOptions o = small_options(21, 6);
@@ -406,6 +518,7 @@ TEST(WorldCli, WritesASplitAndReportsBadOptions) {
 
   for (const auto& [flags, needle] : std::vector<std::pair<std::string, std::string>>{
            {" --images 2 --tasks caption,juggle", "unknown world task 'juggle'"},
+           {" --images 2 --question-types count,weight", "unknown world question type 'weight'"},
            {" --images 0", "number of images"},
            {" --images 2 --size 8", "image size"},
            {" --images 2 --tasks segment --vae " + dir.file("nope.npz"), "nope.npz"},

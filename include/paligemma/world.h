@@ -20,7 +20,8 @@
 // order (later on top), then, with probability text_probability, one text item (a word of a
 // fixed list or a number 0-999, DejaVuSans at 10-14% of the side, at least 8 px) placed where it
 // touches no object (left out when it does not fit or 20 tries find no free place, so somewhat
-// fewer images than text_probability says have text). Objects: class (kShapeNames), colour
+// fewer images than text_probability says have text). Objects: class (one of options.shapes; by
+// default all of kShapeNames but the held-back hexagon), colour
 // (kColorNames, flat RGB kColorRgb), size word (small / medium / large: the object's drawn size,
 // radius 6.5-8.5% / 11.5-14.5% / 18-22% of the image side, at least 2 pixels). An object whose
 // visible area is below 40% of its drawn area (or under 4 pixels) is removed and the scene
@@ -49,6 +50,12 @@
 //                 (both expressions name exactly one object; their box centres differ by at
 //                 least 10% of the image side along that axis)
 //              "what does the text say?" (images with text)            -> the text
+//            These five types (WorldQuestion::Count .. Text) are the default. Two more are held
+//            back for transfer experiments (a question type the bundled model never saw), asked
+//            only when WorldOptions::questions names them:
+//              "what size is the <colour> <shape>?" (names one object)  -> "small" / "medium" / "large"
+//              "is there a <colour> object?"  -> "yes" / "no": every present colour, and as many
+//                 absent colours (drawn at random), so half the candidates are "no"
 //   detect   "detect <shape>" or (half the time, when 2+ classes are present) "detect <shape> ;
 //            <shape>", one line per image -> pg::detection_target of every
 //            object of the named classes (labels: the class names), in prompt class order, each
@@ -82,17 +89,18 @@ namespace pg {
 
 class MaskCodec;
 
-enum class WorldShape { Circle, Square, Triangle, Rectangle, Star, Ring };
+enum class WorldShape { Circle, Square, Triangle, Rectangle, Star, Ring, Hexagon };
 enum class WorldColor { Red, Green, Blue, Yellow, Purple, Orange, White, Black };
 enum class WorldSize { Small, Medium, Large };
 enum class WorldTask { Caption, Answer, Detect, Segment, Ocr };
+enum class WorldQuestion { Count, Color, Shape, Position, Text, Size, Exists };
 
-inline constexpr int kWorldShapeCount = 6;
+inline constexpr int kWorldShapeCount = 7;
 inline constexpr int kWorldColorCount = 8;
-inline constexpr const char* kShapeNames[kWorldShapeCount] = {"circle", "square", "triangle",
-                                                              "rectangle", "star", "ring"};
-inline constexpr const char* kShapePlurals[kWorldShapeCount] = {"circles", "squares", "triangles",
-                                                                "rectangles", "stars", "rings"};
+inline constexpr const char* kShapeNames[kWorldShapeCount] = {"circle", "square", "triangle", "rectangle",
+                                                              "star",   "ring",   "hexagon"};
+inline constexpr const char* kShapePlurals[kWorldShapeCount] = {"circles", "squares", "triangles", "rectangles",
+                                                                "stars",   "rings",   "hexagons"};
 inline constexpr const char* kColorNames[kWorldColorCount] = {"red",    "green",  "blue",  "yellow",
                                                               "purple", "orange", "white", "black"};
 inline constexpr std::array<uint8_t, 3> kColorRgb[kWorldColorCount] = {
@@ -100,6 +108,9 @@ inline constexpr std::array<uint8_t, 3> kColorRgb[kWorldColorCount] = {
     {{145, 45, 185}}, {{250, 130, 15}}, {{250, 250, 250}}, {{15, 15, 15}}};
 inline constexpr const char* kSizeNames[3] = {"small", "medium", "large"};
 inline constexpr const char* kTaskNames[5] = {"caption", "answer", "detect", "segment", "ocr"};
+inline constexpr int kWorldQuestionCount = 7;
+inline constexpr const char* kQuestionNames[kWorldQuestionCount] = {"count", "color", "shape", "position",
+                                                                    "text",  "size",  "exists"};
 
 struct WorldOptions {
   uint64_t seed = 0;
@@ -110,6 +121,14 @@ struct WorldOptions {
   int max_objects = 4;             // 1..16: each scene has 1..max_objects objects (fewer when dropped)
   double text_probability = 0.3;   // [0, 1]
   int questions_per_image = 2;     // answer lines per image, 1..16
+  // The object classes scenes draw from (uniformly, in this order); not empty. The default is
+  // the six classes of the bundled model's training; Hexagon is held back for transfer
+  // experiments (a class the model never saw).
+  std::vector<WorldShape> shapes = {WorldShape::Circle,    WorldShape::Square, WorldShape::Triangle,
+                                    WorldShape::Rectangle, WorldShape::Star,   WorldShape::Ring};
+  // The question types answer examples draw from (see above); not empty.
+  std::vector<WorldQuestion> questions = {WorldQuestion::Count, WorldQuestion::Color, WorldQuestion::Shape,
+                                          WorldQuestion::Position, WorldQuestion::Text};
   std::string vae_path;            // VQ-VAE npz with encoder, for segment; empty: no segment lines
   std::string split_name = "train";  // file names: letters, digits, '-', '_'
   std::string font_path = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -152,9 +171,14 @@ struct WorldStats {
 // or an empty list.
 std::vector<WorldTask> parse_world_tasks(const std::string& comma_list);
 const char* world_task_name(WorldTask task);
+// "hexagon,circle" -> object classes, the same way.
+std::vector<WorldShape> parse_world_shapes(const std::string& comma_list);
+// "size,exists" -> question types, the same way (pg::Error naming an unknown type or an empty list).
+std::vector<WorldQuestion> parse_world_questions(const std::string& comma_list);
 
 // pg::Error naming the bad option (images <= 0, size < 16 or > 4096, max_objects outside 1..16,
-// text_probability outside [0, 1], questions_per_image outside 1..16, no task, a bad split name).
+// text_probability outside [0, 1], questions_per_image outside 1..16, no task, no question type, a
+// bad split name).
 void validate_world_options(const WorldOptions& options);
 
 // Scene i of options.seed (validates the options; the font is read only when the scene has text).

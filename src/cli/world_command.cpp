@@ -21,6 +21,8 @@ struct WorldArgs {
   int max_objects = 4;
   double text_probability = 0.3;
   int questions = 2;
+  std::string question_types = "count,color,shape,position,text";
+  std::string shapes = "circle,square,triangle,rectangle,star,ring";
   std::string split = "train";
   std::string bins = "demo";
   std::string font = WorldOptions{}.font_path;
@@ -36,6 +38,8 @@ int world(const WorldArgs& a) {
   o.max_objects = a.max_objects;
   o.text_probability = a.text_probability;
   o.questions_per_image = a.questions;
+  o.questions = parse_world_questions(a.question_types);
+  o.shapes = parse_world_shapes(a.shapes);
   o.split_name = a.split;
   o.bins = parse_bins(a.bins);
   o.font_path = a.font;
@@ -85,6 +89,13 @@ Runner add_world_command(CLI::App& app) {
   cmd->add_option("--text-probability", args->text_probability, "Probability that an image has a text item")
       ->capture_default_str();
   cmd->add_option("--questions", args->questions, "answer examples per image (1..16)")->capture_default_str();
+  cmd->add_option("--shapes", args->shapes,
+                  "Comma list of the object classes drawn: circle, square, triangle, rectangle, star, ring, and the "
+                  "held-back hexagon")
+      ->capture_default_str();
+  cmd->add_option("--question-types", args->question_types,
+                  "Comma list of count, color, shape, position, text, and the held-back size, exists")
+      ->capture_default_str();
   cmd->add_option("--split-name", args->split, "Split name: the JSONL file and the file-name prefix")
       ->capture_default_str();
   cmd->add_option("--bins", args->bins, "demo: bin / 1024 * size (Google's demo); bigvision: bin / 1023 * size")

@@ -32,6 +32,10 @@ constexpr int64_t kStarCos[10] = {0, 587785, 951057, 951057, 587785, 0, -587785,
 constexpr int64_t kStarSin[10] = {-1000000, -809017, -309017, 309017, 809017,
                                   1000000,  809017,  309017,  -309017, -809017};
 
+// cos / sin of 60 k degrees, times 1e6: a hexagon with a flat top and bottom.
+constexpr int64_t kHexagonCos[6] = {1000000, 500000, -500000, -1000000, -500000, 500000};
+constexpr int64_t kHexagonSin[6] = {0, 866025, 866025, 0, -866025, -866025};
+
 }  // namespace
 
 bool shape_contains(const ShapeGeometry& g, int64_t px, int64_t py) {
@@ -64,6 +68,11 @@ bool shape_contains(const ShapeGeometry& g, int64_t px, int64_t py) {
         v[k] = {rad * kStarCos[k] / 1000000, rad * kStarSin[k] / 1000000};
       }
       return polygon_contains(v, 10, dx, dy);
+    }
+    case WorldShape::Hexagon: {
+      Pt v[6];
+      for (int k = 0; k < 6; ++k) v[k] = {r * kHexagonCos[k] / 1000000, r * kHexagonSin[k] / 1000000};
+      return polygon_contains(v, 6, dx, dy);
     }
   }
   return false;

@@ -53,7 +53,7 @@ std::vector<Candidate> sample_objects(const WorldOptions& o, Rng& rng) {
   std::vector<Candidate> out;
   for (int i = 0; i < n; ++i) {
     Candidate c;
-    c.geometry.shape = WorldShape(rng.uniform(0, kWorldShapeCount - 1));
+    c.geometry.shape = o.shapes[size_t(rng.uniform(0, int64_t(o.shapes.size()) - 1))];
     c.color = WorldColor(rng.uniform(0, kWorldColorCount - 1));
     c.size = WorldSize(rng.uniform(0, 2));
     c.geometry.vertical = rng.chance(0.5);
@@ -164,8 +164,15 @@ void world::load_world_font(const std::string& path) { cached_font(path); }
 
 const char* world_task_name(WorldTask task) { return kTaskNames[int(task)]; }
 
-std::vector<WorldTask> parse_world_tasks(const std::string& comma_list) {
-  std::vector<WorldTask> out;
+namespace {
+
+// "a, b" -> the indices of the names in `known` (order kept, duplicates removed); `what` names
+// the kind of item in the errors.
+std::vector<int> parse_name_list(const std::string& comma_list, const char* const* known, int count,
+                                 const std::string& what) {
+  std::string known_list;
+  for (int k = 0; k < count; ++k) known_list += std::string(k ? ", " : "") + known[k];
+  std::vector<int> out;
   size_t start = 0;
   while (start <= comma_list.size()) {
     size_t end = comma_list.find(',', start);
@@ -175,15 +182,35 @@ std::vector<WorldTask> parse_world_tasks(const std::string& comma_list) {
     name.erase(name.find_last_not_of(" \t") + 1);
     if (!name.empty()) {
       int found = -1;
-      for (int t = 0; t < 5; ++t)
-        if (name == kTaskNames[t]) found = t;
-      if (found < 0)
-        throw Error("unknown world task '" + name + "' (known: caption, answer, detect, segment, ocr)");
-      if (std::find(out.begin(), out.end(), WorldTask(found)) == out.end()) out.push_back(WorldTask(found));
+      for (int k = 0; k < count; ++k)
+        if (name == known[k]) found = k;
+      if (found < 0) throw Error("unknown " + what + " '" + name + "' (known: " + known_list + ")");
+      if (std::find(out.begin(), out.end(), found) == out.end()) out.push_back(found);
     }
     start = end + 1;
   }
-  if (out.empty()) throw Error("no world task given (known: caption, answer, detect, segment, ocr)");
+  if (out.empty()) throw Error("no " + what + " given (known: " + known_list + ")");
+  return out;
+}
+
+}  // namespace
+
+std::vector<WorldTask> parse_world_tasks(const std::string& comma_list) {
+  std::vector<WorldTask> out;
+  for (int k : parse_name_list(comma_list, kTaskNames, 5, "world task")) out.push_back(WorldTask(k));
+  return out;
+}
+
+std::vector<WorldShape> parse_world_shapes(const std::string& comma_list) {
+  std::vector<WorldShape> out;
+  for (int k : parse_name_list(comma_list, kShapeNames, kWorldShapeCount, "world shape")) out.push_back(WorldShape(k));
+  return out;
+}
+
+std::vector<WorldQuestion> parse_world_questions(const std::string& comma_list) {
+  std::vector<WorldQuestion> out;
+  for (int k : parse_name_list(comma_list, kQuestionNames, kWorldQuestionCount, "world question type"))
+    out.push_back(WorldQuestion(k));
   return out;
 }
 
@@ -198,6 +225,10 @@ void validate_world_options(const WorldOptions& o) {
   if (o.questions_per_image < 1 || o.questions_per_image > 16)
     throw Error("world: questions per image must be 1..16, got " + std::to_string(o.questions_per_image));
   if (o.tasks.empty()) throw Error("world: no task given (known: caption, answer, detect, segment, ocr)");
+  if (o.shapes.empty())
+    throw Error("world: no shape given (known: circle, square, triangle, rectangle, star, ring, hexagon)");
+  if (o.questions.empty())
+    throw Error("world: no question type given (known: count, color, shape, position, text, size, exists)");
   if (o.split_name.empty()) throw Error("world: the split name is empty");
   for (char ch : o.split_name)
     if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))

@@ -60,14 +60,20 @@ struct Question {
   std::string question, answer;
 };
 
-std::vector<Question> answers(const WorldScene& s, int count, Rng& rng) {
+std::vector<Question> answers(const WorldScene& s, const WorldOptions& options, Rng& rng) {
   const double S = s.image.width;
   int per_shape[kWorldShapeCount] = {}, per_color[kWorldColorCount] = {};
   for (const WorldObject& o : s.objects) ++per_shape[int(o.shape)], ++per_color[int(o.color)];
-  // Candidates by question type, so that no type crowds out the others.
-  std::vector<std::vector<Question>> types(5);
+  auto asked = [&](WorldQuestion q) {
+    return std::find(options.questions.begin(), options.questions.end(), q) != options.questions.end();
+  };
+  // Candidates by question type (indexed by WorldQuestion), so that no type crowds out the
+  // others. The default types draw from rng exactly as before the held-back types existed, so
+  // the default output has not changed.
+  std::vector<std::vector<Question>> types(kWorldQuestionCount);
   std::vector<int> absent;
-  for (int k = 0; k < kWorldShapeCount; ++k) {
+  for (WorldShape shape : options.shapes) {  // the classes this world draws from: a count of 0 is true
+    const int k = int(shape);
     if (per_shape[k]) types[0].push_back({std::string("how many ") + kShapePlurals[k] + " are there?", std::to_string(per_shape[k])});
     else absent.push_back(k);
   }
@@ -93,11 +99,32 @@ std::vector<Question> answers(const WorldScene& s, int count, Rng& rng) {
         types[3].push_back({"is the " + expression(oa) + " above the " + expression(ob) + "?", dy > 0 ? "yes" : "no"});
     }
   if (s.text) types[4].push_back({"what does the text say?", s.text->text});
+  if (asked(WorldQuestion::Size))
+    for (int a : ref)
+      types[5].push_back(
+          {"what size is the " + expression(s.objects[size_t(a)]) + "?", kSizeNames[int(s.objects[size_t(a)].size)]});
+  if (asked(WorldQuestion::Exists)) {
+    std::vector<int> absent_colors;
+    for (int c = 0; c < kWorldColorCount; ++c) {
+      if (per_color[c])
+        types[6].push_back({std::string("is there a ") + kColorNames[c] + " object?", "yes"});
+      else
+        absent_colors.push_back(c);
+    }
+    const size_t present = types[6].size();
+    for (size_t n = 0; n < present && !absent_colors.empty(); ++n) {
+      const size_t pick = size_t(rng.uniform(0, int64_t(absent_colors.size()) - 1));
+      types[6].push_back({std::string("is there a ") + kColorNames[absent_colors[pick]] + " object?", "no"});
+      absent_colors.erase(absent_colors.begin() + int64_t(pick));
+    }
+  }
+  for (int t = 0; t < kWorldQuestionCount; ++t)
+    if (!asked(WorldQuestion(t))) types[size_t(t)].clear();
 
   std::vector<Question> out;
-  for (int n = 0; n < count; ++n) {
+  for (int n = 0; n < options.questions_per_image; ++n) {
     std::vector<int> live;
-    for (int t = 0; t < 5; ++t)
+    for (int t = 0; t < kWorldQuestionCount; ++t)
       if (!types[size_t(t)].empty()) live.push_back(t);
     if (live.empty()) break;
     auto& pool = types[size_t(live[size_t(rng.uniform(0, int64_t(live.size()) - 1))])];
@@ -150,8 +177,7 @@ std::vector<WorldExample> make_world_examples(const WorldScene& s, const WorldOp
         out.push_back({task, "caption en", caption(s), -1});
         break;
       case WorldTask::Answer:
-        for (const Question& q : answers(s, o.questions_per_image, rng))
-          out.push_back({task, "answer en " + q.question, q.answer, -1});
+        for (const Question& q : answers(s, o, rng)) out.push_back({task, "answer en " + q.question, q.answer, -1});
         break;
       case WorldTask::Detect:
         if (!s.objects.empty()) out.push_back(detect(s, o, rng));

@@ -2,7 +2,7 @@
 # The project's own PaliGemma, from nothing, with the project's own code: PaliGemma's recipe
 # (Beyer et al. 2024, sec. 3.2) at toy scale on the synthetic world (`paligemma world`).
 #
-#   world data  ->  tokenizer  ->  fresh model (projector at zero)
+#   world data  ->  tokenizer  ->  fresh model (projector random, or at zero: PROJECTOR)
 #   -> (a) SigLIP pretraining of the vision tower (sigmoid loss, learned t' and b)
 #   -> (b) the mask VQ-VAE (codebook 128, 16 tokens per mask) -> segment examples
 #   -> (c) stage 1: everything trains on the task mixture at config.json's 112 px, short text
@@ -14,7 +14,10 @@
 # on a rerun (a stage that runs again clears the records of the stages after it); an
 # interrupted training stage continues from its last saved state (--resume).
 # Knobs (environment): SCALE (multiplies every step count, e.g. 0.01 for a smoke run),
-# THREADS (0 = all cores), BATCH, TRAIN_IMAGES, STAGE2_SIZE, and the *_STEPS below.
+# THREADS (0 = all cores), BATCH, TRAIN_IMAGES, STAGE2_SIZE, PROJECTOR, STAGE1_MAX_TOKENS and the
+# *_STEPS below. PROJECTOR=zero is big_vision's stage-1 init, made for a pretrained decoder; our
+# decoder starts from nothing, and there a random projector learns about 2.5x faster
+# (docs/WORLD_MODEL.md, "zero vs random projector"), so random is the default.
 # Timings and results of the run that made models/paligemma-world: docs/WORLD_MODEL.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -29,12 +32,15 @@ TEST_IMAGES="${TEST_IMAGES:-200}"
 STAGE2_SIZE="${STAGE2_SIZE:-224}"
 SIGLIP_STEPS="${SIGLIP_STEPS:-400}"
 VAE_STEPS="${VAE_STEPS:-3000}"
-STAGE1_STEPS="${STAGE1_STEPS:-1200}"
-STAGE2_STEPS="${STAGE2_STEPS:-300}"
-MIX_STEPS="${MIX_STEPS:-200}"
+STAGE1_STEPS="${STAGE1_STEPS:-1800}"
+STAGE1_MAX_TOKENS="${STAGE1_MAX_TOKENS:-128}"  # 64 image tokens + prefix + suffix: 96 cut a fifth of the targets
+STAGE2_STEPS="${STAGE2_STEPS:-150}"
+MIX_STEPS="${MIX_STEPS:-100}"
+PROJECTOR="${PROJECTOR:-random}"
 VOCAB="${VOCAB:-768}"
 BATCH="${BATCH:-32}"
 
+case "$PROJECTOR" in zero|random) ;; *) echo "recipe: PROJECTOR must be zero or random, got '$PROJECTOR'" >&2; exit 1;; esac
 [ -x "$PG" ] || { echo "recipe: $PG not built (cmake -S . -B build && cmake --build build)" >&2; exit 1; }
 mkdir -p "$OUT/done"
 steps() { awk -v s="$1" -v k="$SCALE" 'BEGIN { n = int(s * k + 0.5); print (n < 1 ? 1 : n) }'; }
@@ -78,7 +84,7 @@ fi
 if stage init; then
   rm -rf "$OUT/init"
   "$PG" init --config "$ROOT/tools/recipe/config.json" --tokenizer "$OUT/tokenizer.model" --out "$OUT/init" \
-    --fit-vocabulary --zero-projector --seed 1
+    --fit-vocabulary $([ "$PROJECTOR" = zero ] && echo --zero-projector || true) --seed 1
   finish init
 fi
 
@@ -118,7 +124,7 @@ common=(--batch-size "$BATCH" --clip-norm 1 --threads "$THREADS" --save-every 50
 # (c) Stage 1: the whole model on the mixture at low resolution with short sequences.
 if stage stage1; then
   "$PG" finetune --model "$OUT/siglip" --train "$W/stage.jsonl" --out "$OUT/stage1" "${common[@]}" \
-    --lr 7e-4 --warmup 0.05 --max-steps "$(steps "$STAGE1_STEPS")" --max-tokens 96 \
+    --lr 7e-4 --warmup 0.05 --max-steps "$(steps "$STAGE1_STEPS")" --max-tokens "$STAGE1_MAX_TOKENS" \
     --eval-every "$(steps 300)" --export-dtype f32 $(resume_flag "$OUT/stage1")
   finish stage1
 fi
@@ -128,7 +134,7 @@ if stage stage2; then
   "$PG" resolution --model "$OUT/stage1/model" --image-size "$STAGE2_SIZE" --out "$OUT/stage2-init"
   "$PG" finetune --model "$OUT/stage2-init" --train "$W/stage.jsonl" --out "$OUT/stage2" "${common[@]}" \
     --lr 2e-4 --warmup 0.05 --max-steps "$(steps "$STAGE2_STEPS")" --max-tokens 320 \
-    --eval-every "$(steps 100)" --export-dtype f32 $(resume_flag "$OUT/stage2")
+    --eval-every "$(steps 50)" --export-dtype bf16 $(resume_flag "$OUT/stage2")
   cp "$OUT/vae-oid.npz" "$OUT/stage2/model/"
   finish stage2
 fi
