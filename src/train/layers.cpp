@@ -2,8 +2,6 @@
 
 #include <cblas.h>
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -263,141 +261,136 @@ void rope_backward(T* dx, int rows, int heads, int head_dim, const T* cos_t, con
   rotate(dx, rows, heads, head_dim, cos_t, sin_t, static_cast<T>(-1));
 }
 
+namespace {
+
 // Threads pay off above ~1 M multiply-adds (the tiny test shapes stay on one thread).
 bool worth_threads(int heads, int rows, int head_dim) {
   return static_cast<double>(heads) * rows * rows * head_dim > 1e6;
 }
 
+// One query row of a head, in place: the scaled scores s[0, rows) become the probabilities
+// over the visible keys [first, last) and zeros elsewhere (the backward multiplies by them, so
+// masked keys get no gradient). With a soft-cap the scores are capped first and capd gets
+// d capped / d raw = 1 - tanh^2 on [first, last) (the caller zeroes the rest).
+template <typename T>
+void softmax_row(T* s, T* capd, int rows, int first, int last, float softcap) {
+  if (last <= first) {  // a query that sees no key
+    std::fill(s, s + rows, T(0));
+    return;
+  }
+  std::fill(s, s + first, T(0));
+  std::fill(s + last, s + rows, T(0));
+  const int n = last - first;
+  T* x = s + first;
+  if (softcap > 0.0f) {
+    if constexpr (std::is_same_v<T, float>) {  // the vector tanh of the inference kernels
+      kernels::soft_cap(x, n, softcap);
+    } else {
+      for (int j = 0; j < n; ++j) x[j] = static_cast<T>(softcap) * std::tanh(x[j] / softcap);
+    }
+    for (int j = 0; j < n; ++j) {  // tanh = capped / cap
+      const T th = x[j] / static_cast<T>(softcap);
+      capd[first + j] = static_cast<T>(1) - th * th;
+    }
+  }
+  const T mx = *std::max_element(x, x + n);
+  double sum = 0.0;
+  if constexpr (std::is_same_v<T, float>) {  // the vector exp of the inference kernels
+    kernels::exp_shifted(x, n, mx);
+    for (int j = 0; j < n; ++j) sum += x[j];
+  } else {
+    for (int j = 0; j < n; ++j) {
+      x[j] = std::exp(x[j] - mx);
+      sum += x[j];
+    }
+  }
+  for (int j = 0; j < n; ++j) x[j] = static_cast<T>(x[j] / sum);
+}
+
+}  // namespace
+
+// Per head three steps: the scores of all rows at once (one GEMM), the masked softmax row by
+// row, the output (one GEMM). Head h of q / o is the column block at h * D of rows H * D wide,
+// kv head g the block at g * D of rows KVH * D wide: the GEMMs read them in place through the
+// leading dimension. OpenBLAS threads the GEMMs; the softmax rows of all heads are spread over
+// OpenMP threads between the two GEMM steps. Heads in parallel with one-thread GEMMs (OpenBLAS
+// set to one thread around the region, dk / dv copies per thread) measured no faster at the
+// world model's shapes (bench/kernels/train_attention_bench.cpp), so the simpler order stays.
 template <typename T>
 void attention_forward(const T* q, const T* k, const T* v, int rows, const kernels::AttentionShape& shape,
                        const kernels::AttentionMask& mask, T* o, AttentionSaved<T>* saved) {
   const int H = shape.num_heads, KVH = shape.num_kv_heads, D = shape.head_dim, group = H / KVH;
-  const int64_t qs = static_cast<int64_t>(H) * D, ks = static_cast<int64_t>(KVH) * D;
+  const int qs = H * D, ks = KVH * D;
   const int64_t TT = static_cast<int64_t>(rows) * rows;
   const bool cap = shape.softcap > 0.0f;
-  saved->p.assign(H * TT, T(0));
+  saved->p.resize(H * TT);  // every entry is written: the score GEMM, then the softmax
   saved->capd.assign(cap ? H * TT : 0, T(0));
-  // Heads are independent: one per thread at a time.
-#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(H, rows, D))
-  for (int h = 0; h < H; ++h) {
-    const int g = h / group;
-    std::vector<T> s(rows);
-    for (int t = 0; t < rows; ++t) {
-      int first, last;
-      kernels::attention_key_range(t, rows, mask, &first, &last);
-      T* orow = o + t * qs + static_cast<int64_t>(h) * D;
-      std::fill(orow, orow + D, T(0));
-      if (last <= first) continue;
-      const T* qv = q + t * qs + static_cast<int64_t>(h) * D;
-      T mx = -INFINITY;
-      T* capd = cap ? saved->capd.data() + h * TT + static_cast<int64_t>(t) * rows : nullptr;
-      for (int j = first; j < last; ++j) {
-        const T* kv = k + j * ks + static_cast<int64_t>(g) * D;
-        T dot = 0;
-#pragma omp simd reduction(+ : dot)
-        for (int d = 0; d < D; ++d) dot += qv[d] * kv[d];
-        s[j] = dot * static_cast<T>(shape.scale);
-      }
-      if constexpr (std::is_same_v<T, float>) {  // the vector tanh / exp of the inference kernels
-        if (cap) kernels::soft_cap(s.data() + first, last - first, shape.softcap);
-      } else {
-        if (cap)
-          for (int j = first; j < last; ++j) s[j] = static_cast<T>(shape.softcap) * std::tanh(s[j] / shape.softcap);
-      }
-      for (int j = first; j < last; ++j) {
-        if (cap) {  // d capped / d raw = 1 - tanh^2, tanh = capped / cap
-          const T th = s[j] / static_cast<T>(shape.softcap);
-          capd[j] = static_cast<T>(1) - th * th;
-        }
-        mx = std::max(mx, s[j]);
-      }
-      double sum = 0.0;
-      if constexpr (std::is_same_v<T, float>) {
-        kernels::exp_shifted(s.data() + first, last - first, mx);
-        for (int j = first; j < last; ++j) sum += s[j];
-      } else {
-        for (int j = first; j < last; ++j) {
-          s[j] = std::exp(s[j] - mx);
-          sum += s[j];
-        }
-      }
-      T* p = saved->p.data() + h * TT + static_cast<int64_t>(t) * rows;
-      for (int j = first; j < last; ++j) {
-        p[j] = static_cast<T>(s[j] / sum);
-        const T* vv = v + j * ks + static_cast<int64_t>(g) * D;
-        for (int d = 0; d < D; ++d) orow[d] += p[j] * vv[d];
-      }
-    }
+  if (rows == 0) return;  // BLAS rejects a leading dimension of 0
+  for (int h = 0; h < H; ++h)
+    gemm(false, true, rows, rows, D, static_cast<T>(shape.scale), q + h * D, qs, k + (h / group) * D, ks, T(0),
+         saved->p.data() + h * TT, rows);
+#pragma omp parallel for schedule(static) if (worth_threads(H, rows, D))
+  for (int64_t hr = 0; hr < static_cast<int64_t>(H) * rows; ++hr) {
+    const int t = static_cast<int>(hr % rows);
+    int first, last;
+    kernels::attention_key_range(t, rows, mask, &first, &last);
+    softmax_row(saved->p.data() + hr * rows, cap ? saved->capd.data() + hr * rows : nullptr, rows, first, last,
+                shape.softcap);
   }
+  // o = p v (a query that sees no key has a zero row of p, so a zero output).
+  for (int h = 0; h < H; ++h)
+    gemm(false, false, rows, D, rows, T(1), saved->p.data() + h * TT, rows, v + (h / group) * D, ks, T(0), o + h * D,
+         qs);
 }
 
+// The same three steps backwards: dp = do v^T (GEMM), ds row by row, then the products into
+// dq, dk, dv (GEMMs with beta = 1: they add, and the q heads of a kv group add into the same
+// kv head one after the other).
 template <typename T>
 void attention_backward(const T* dout, const T* q, const T* k, const T* v, int rows,
                         const kernels::AttentionShape& shape, const kernels::AttentionMask& mask,
                         const AttentionSaved<T>& saved, T* dq, T* dk, T* dv) {
   const int H = shape.num_heads, KVH = shape.num_kv_heads, D = shape.head_dim, group = H / KVH;
-  const int64_t qs = static_cast<int64_t>(H) * D, ks = static_cast<int64_t>(KVH) * D;
+  const int qs = H * D, ks = KVH * D;
   const int64_t TT = static_cast<int64_t>(rows) * rows;
   const bool cap = shape.softcap > 0.0f;
   const T scale = static_cast<T>(shape.scale);
-  // One head per thread at a time: dq rows are the head's own; dk / dv are shared by the heads
-  // of a kv group, so each thread adds into its own copy and the copies are summed after, in
-  // thread order (the result depends on the thread count only in the rounding).
-  const int threads = worth_threads(H, rows, D) ? std::max(1, std::min(H, omp_get_max_threads())) : 1;
-  const size_t kv_size = static_cast<size_t>(rows) * ks;
-  std::vector<std::vector<T>> dk_part(threads > 1 && dk ? threads : 0, std::vector<T>(kv_size, T(0)));
-  std::vector<std::vector<T>> dv_part(threads > 1 && dv ? threads : 0, std::vector<T>(kv_size, T(0)));
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    const int me = threads > 1 ? omp_get_thread_num() : 0;
-    T* dk_out = dk && threads > 1 ? dk_part[me].data() : dk;
-    T* dv_out = dv && threads > 1 ? dv_part[me].data() : dv;
-    std::vector<T> dp(rows);
-#pragma omp for schedule(static, 1)
-    for (int h = 0; h < H; ++h) {
-      const int g = h / group;
-      for (int t = 0; t < rows; ++t) {
-        int first, last;
-        kernels::attention_key_range(t, rows, mask, &first, &last);
-        if (last <= first) continue;
-        const T* p = saved.p.data() + h * TT + static_cast<int64_t>(t) * rows;
-        const T* go = dout + t * qs + static_cast<int64_t>(h) * D;
-        const T* qv = q + t * qs + static_cast<int64_t>(h) * D;
-        // dp_j = do . v_j; dv_j += p_j do.
-        double pdp = 0.0;
-        for (int j = first; j < last; ++j) {
-          const T* vv = v + j * ks + static_cast<int64_t>(g) * D;
-          T acc = 0;
-#pragma omp simd reduction(+ : acc)
-          for (int d = 0; d < D; ++d) acc += go[d] * vv[d];
-          dp[j] = acc;
-          pdp += static_cast<double>(p[j]) * acc;
-          if (dv_out) {
-            T* dvv = dv_out + j * ks + static_cast<int64_t>(g) * D;
-            for (int d = 0; d < D; ++d) dvv[d] += p[j] * go[d];
-          }
-        }
-        // Softmax: ds_j = p_j (dp_j - sum_i p_i dp_i); then the cap; then the scale.
-        for (int j = first; j < last; ++j) {
-          T ds = p[j] * (dp[j] - static_cast<T>(pdp));
-          if (cap) ds *= saved.capd[h * TT + static_cast<int64_t>(t) * rows + j];
-          ds *= scale;
-          const T* kv = k + j * ks + static_cast<int64_t>(g) * D;
-          if (dq) {
-            T* dqv = dq + t * qs + static_cast<int64_t>(h) * D;
-            for (int d = 0; d < D; ++d) dqv[d] += ds * kv[d];
-          }
-          if (dk_out) {
-            T* dkv = dk_out + j * ks + static_cast<int64_t>(g) * D;
-            for (int d = 0; d < D; ++d) dkv[d] += ds * qv[d];
-          }
-        }
-      }
+  if (rows == 0) return;  // BLAS rejects a leading dimension of 0
+  // dv += p^T do
+  if (dv)
+    for (int h = 0; h < H; ++h)
+      gemm(true, false, rows, D, rows, T(1), saved.p.data() + h * TT, rows, dout + h * D, qs, T(1),
+           dv + (h / group) * D, ks);
+  if (!dq && !dk) return;
+  // ds [H][T][T], first holding dp = do v^T.
+  std::vector<T> ds(H * TT);
+  for (int h = 0; h < H; ++h)
+    gemm(false, true, rows, rows, D, T(1), dout + h * D, qs, v + (h / group) * D, ks, T(0), ds.data() + h * TT, rows);
+#pragma omp parallel for schedule(static) if (worth_threads(H, rows, D))
+  for (int64_t hr = 0; hr < static_cast<int64_t>(H) * rows; ++hr) {
+    const int t = static_cast<int>(hr % rows);
+    int first, last;
+    kernels::attention_key_range(t, rows, mask, &first, &last);
+    T* d = ds.data() + hr * rows;
+    const T* p = saved.p.data() + hr * rows;
+    // Softmax: ds_j = p_j (dp_j - sum_i p_i dp_i); then the cap; then the scale. Masked keys: 0.
+    double pdp = 0.0;
+    for (int j = first; j < last; ++j) pdp += static_cast<double>(p[j]) * d[j];
+    std::fill(d, d + std::min(first, rows), T(0));
+    std::fill(d + std::max(first, last), d + rows, T(0));
+    const T* capd = cap ? saved.capd.data() + hr * rows : nullptr;
+    for (int j = first; j < last; ++j) {
+      T ds_j = p[j] * (d[j] - static_cast<T>(pdp));
+      if (cap) ds_j *= capd[j];
+      d[j] = ds_j * scale;
     }
   }
-  for (const auto& [parts, out] : {std::pair{&dk_part, dk}, std::pair{&dv_part, dv}})
-    for (const std::vector<T>& part : *parts)
-      for (size_t i = 0; i < kv_size; ++i) out[i] += part[i];
+  for (int h = 0; h < H; ++h) {
+    const T* d = ds.data() + h * TT;
+    const int g = h / group;
+    if (dq) gemm(false, false, rows, D, rows, T(1), d, rows, k + g * D, ks, T(1), dq + h * D, qs);  // dq += ds k
+    if (dk) gemm(true, false, rows, D, rows, T(1), d, rows, q + h * D, qs, T(1), dk + g * D, ks);   // dk += ds^T q
+  }
 }
 
 std::vector<uint8_t> dropout_mask(int64_t n, float p, uint64_t seed) {
