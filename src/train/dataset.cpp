@@ -108,8 +108,6 @@ bool build_sequence(const Tokenizer& tokenizer, const ModelConfig& config, const
   return true;
 }
 
-// The resized image preprocess_image normalises (it skips the resize only for
-// PIL bicubic at the model's size already).
 Image model_sized(const Image& image, int size, ResizeFilter filter) {
   if (filter == ResizeFilter::PilBicubic && image.width == size && image.height == size) return image;
   return resize_image(image, size, size, filter);

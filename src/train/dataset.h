@@ -58,6 +58,11 @@ bool build_sequence(const Tokenizer& tokenizer, const ModelConfig& config, const
 // by the fine-tuning and contrastive-pretraining loops.
 std::vector<int> epoch_order(int n, uint64_t seed, int64_t epoch, bool shuffle = true);
 
+// The resized image preprocess_image normalises (it skips the resize only for PIL bicubic at
+// the model's size already): normalize_image(model_sized(x, size, f), f) ==
+// preprocess_image(x, size, f), with a quarter of the memory in between.
+Image model_sized(const Image& image, int size, ResizeFilter filter);
+
 // A training set held compactly: each distinct image once, already resized to the model's size
 // as 8-bit RGB (a quarter of its f32 pixels, and shared by all the examples of that image: a
 // world image has about five), and each example's tokens (build_sequence). example(i) builds

@@ -275,22 +275,33 @@ struct Init {
 
 // ---------------------------------------------------------------- training loop helpers
 
-std::vector<ContrastiveExample> load_examples(const std::string& path, const Tokenizer& tokenizer,
-                                              const ModelConfig& config, const SiglipShapes& shapes,
-                                              const PretrainConfig& pc, const char* what) {
+// A pair as held for the whole run: the image resized to the model's size as 8-bit RGB (a
+// quarter of its f32 pixels), normalised only when its batch is built (as_example).
+struct StoredPair {
+  Image image;
+  std::vector<int> ids;
+  std::string caption;
+};
+
+ContrastiveExample as_example(const StoredPair& pair, ResizeFilter filter) {
+  return ContrastiveExample{normalize_image(pair.image, filter), pair.ids, pair.caption};
+}
+
+std::vector<StoredPair> load_pairs(const std::string& path, const Tokenizer& tokenizer, const ModelConfig& config,
+                                   const SiglipShapes& shapes, const PretrainConfig& pc, const char* what) {
   const Dataset data = load_jsonl(path, pc.skip_bad_lines);
   for (const BadLine& b : data.skipped)
     std::fprintf(stderr, "pretrain-vision: %s:%d: skipped: %s\n", path.c_str(), b.line, b.reason.c_str());
-  std::vector<ContrastiveExample> out;
+  std::vector<StoredPair> out;
   for (const DatasetRecord& r : data.records) {
     const std::string where = path + ":" + std::to_string(r.line) + ": ";
     if (r.images.size() != 1)
       throw Error(where + "contrastive pretraining takes one image per record, got " + std::to_string(r.images.size()));
     if (r.suffix.find_first_not_of(" \t\r\n") == std::string::npos)
       throw Error(where + "the caption (\"suffix\") is empty");
-    ContrastiveExample ex;
+    StoredPair ex;
     try {
-      ex.pixels = preprocess_image(load_image(r.images[0]), config.vision.image_size, pc.resize);
+      ex.image = model_sized(load_image(r.images[0]), config.vision.image_size, pc.resize);
     } catch (const Error& e) {
       throw Error(where + e.what());
     }
@@ -532,9 +543,11 @@ PretrainSummary run_pretrain_vision(const PretrainConfig& pc) {
   const SiglipShapes shapes = siglip_shapes(config.vision, pc.text, tokenizer.vocab_size());
 
   PretrainSummary summary;
-  const std::vector<ContrastiveExample> train = load_examples(pc.train_path, tokenizer, config, shapes, pc, "train");
-  std::vector<ContrastiveExample> val;
-  if (!pc.val_path.empty()) val = load_examples(pc.val_path, tokenizer, config, shapes, pc, "validation");
+  const std::vector<StoredPair> train = load_pairs(pc.train_path, tokenizer, config, shapes, pc, "train");
+  std::vector<ContrastiveExample> val;  // ranked as a whole at every validation: kept normalised
+  if (!pc.val_path.empty())
+    for (const StoredPair& pair : load_pairs(pc.val_path, tokenizer, config, shapes, pc, "validation"))
+      val.push_back(as_example(pair, pc.resize));
   if (!val.empty() && val.size() < 2) throw Error("--val needs at least 2 records to rank captions");
   const int n = static_cast<int>(train.size());
   if (n < pc.batch_size)
@@ -638,7 +651,7 @@ PretrainSummary run_pretrain_vision(const PretrainConfig& pc) {
     }
     const int64_t first = (step % steps_per_epoch) * pc.batch_size;
     std::vector<ContrastiveExample> batch;
-    for (int i = 0; i < pc.batch_size; ++i) batch.push_back(train[order[first + i]]);
+    for (int i = 0; i < pc.batch_size; ++i) batch.push_back(as_example(train[order[first + i]], pc.resize));
     const auto ts = std::chrono::steady_clock::now();
     grads.fill(0.0f);
     const double loss = contrastive_loss_and_gradients(params, shapes, batch, &grads).loss;
