@@ -210,13 +210,15 @@ TEST(FinetuneData, TruncationKeepsThePromptAndCounts) {
 
 // The trainer keeps each distinct image once, resized as 8-bit RGB; the pixels of every
 // example must be preprocess_image's for that file, whichever filter, and images shared
-// between records are decoded once.
+// between records are decoded once; the same picture under another file name is kept once.
 TEST(FinetuneData, ExampleStoreGivesPreprocessImagePixels) {
   pg::test::TempDir dir;
+  fs::copy_file(pg::test::fixture("photos/chelsea.png"), dir.file("chelsea_again.png"));
   const std::string path = write_data(
       dir, "d.jsonl",
       {kExamples[0], kExamples[1], R"({"image": ["coffee.png", "chelsea.png"], "prefix": "caption en", "suffix": "x"})",
-       R"({"image": "chelsea.png", "prefix": "answer en what?", "suffix": "a cat"})"});
+       R"({"image": "chelsea.png", "prefix": "answer en what?", "suffix": "a cat"})",
+       R"({"image": "chelsea_again.png", "prefix": "answer en who?", "suffix": "a cat"})"});
   const std::string mdir = pg::test::fixture("models/pg2_two_images");
   const pg::Tokenizer tok = pg::Tokenizer::load(mdir + "/tokenizer.model");
   const pg::ModelConfig config = pg::load_model_config(mdir);
@@ -224,7 +226,7 @@ TEST(FinetuneData, ExampleStoreGivesPreprocessImagePixels) {
   for (const pg::ResizeFilter filter : {pg::ResizeFilter::PilBicubic, pg::ResizeFilter::BigVisionBilinear}) {
     pg::train::ExampleStore store(config, filter, 0);
     for (const auto& r : data.records) ASSERT_TRUE(store.add(r, tok, config, nullptr));
-    ASSERT_EQ(store.size(), 4u);
+    ASSERT_EQ(store.size(), 5u);
     EXPECT_EQ(store.image_count(), 3u);
     for (size_t i = 0; i < data.records.size(); ++i) {
       std::vector<float> want;

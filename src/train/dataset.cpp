@@ -108,6 +108,20 @@ bool build_sequence(const Tokenizer& tokenizer, const ModelConfig& config, const
   return true;
 }
 
+namespace {
+
+// FNV-1a over the size and the pixels: only a bucket key, equal images are then compared whole.
+uint64_t content_hash(const Image& image) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](uint8_t byte) { h = (h ^ byte) * 1099511628211ull; };
+  for (int v : {image.width, image.height})
+    for (int k = 0; k < 4; ++k) mix(static_cast<uint8_t>(v >> (8 * k)));
+  for (uint8_t byte : image.rgb) mix(byte);
+  return h;
+}
+
+}  // namespace
+
 Image model_sized(const Image& image, int size, ResizeFilter filter) {
   if (filter == ResizeFilter::PilBicubic && image.width == size && image.height == size) return image;
   return resize_image(image, size, size, filter);
@@ -125,8 +139,17 @@ bool ExampleStore::add(const DatasetRecord& record, const Tokenizer& tokenizer, 
   for (const std::string& path : record.images) {
     auto it = image_index_.find(path);
     if (it == image_index_.end()) {
-      images_.push_back(model_sized(load_image(path), image_size_, filter_));
-      it = image_index_.emplace(path, static_cast<int>(images_.size()) - 1).first;
+      Image image = model_sized(load_image(path), image_size_, filter_);
+      const uint64_t hash = content_hash(image);
+      int index = -1;
+      for (auto [c, end] = content_index_.equal_range(hash); c != end && index < 0; ++c)
+        if (images_[c->second].width == image.width && images_[c->second].rgb == image.rgb) index = c->second;
+      if (index < 0) {
+        images_.push_back(std::move(image));
+        index = static_cast<int>(images_.size()) - 1;
+        content_index_.emplace(hash, index);
+      }
+      it = image_index_.emplace(path, index).first;
     }
     item.images.push_back(it->second);
   }

@@ -63,11 +63,11 @@ std::vector<int> epoch_order(int n, uint64_t seed, int64_t epoch, bool shuffle =
 // preprocess_image(x, size, f), with a quarter of the memory in between.
 Image model_sized(const Image& image, int size, ResizeFilter filter);
 
-// A training set held compactly: each distinct image once, already resized to the model's size
-// as 8-bit RGB (a quarter of its f32 pixels, and shared by all the examples of that image: a
-// world image has about five), and each example's tokens (build_sequence). example(i) builds
-// the TrainExample with exactly the pixels preprocess_image gives (normalize_image is its last
-// step), while 20k world images at 224 px take 3 GB instead of 60 as f32 per example.
+// A training set held compactly: each distinct image once (by path, and by content), already resized to the model's
+// size as 8-bit RGB (a quarter of its f32 pixels, and shared by all the examples of that image: a world image has about
+// five), and each example's tokens (build_sequence). example(i) builds the TrainExample with exactly the pixels
+// preprocess_image gives (normalize_image is its last step), while 20k world images at 224 px take 3 GB instead of 60
+// as f32 per example.
 class ExampleStore {
  public:
   ExampleStore(const ModelConfig& config, ResizeFilter filter, int max_tokens)
@@ -88,7 +88,10 @@ class ExampleStore {
   ResizeFilter filter_;
   int max_tokens_;
   std::vector<Image> images_;
-  std::map<std::string, int> image_index_;
+  std::map<std::string, int> image_index_;  // path -> images_ index (each file decoded once)
+  // Hash of the resized pixels -> images_ indices: the same picture under two file names (the
+  // world's segment splits draw the same scenes as the other splits) is kept once too.
+  std::multimap<uint64_t, int> content_index_;
   std::vector<Item> items_;
 };
 
