@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 #include "paligemma/npy.h"
@@ -318,6 +319,37 @@ TEST(Cli, PlotDrawsOneCurvePerRunAndNamesBadInput) {
     auto r = test::run_command(test::cli_path() + " plot --out " + dir.file("q.svg") + flags);
     EXPECT_EQ(r.exit_code, 1) << flags << ": " << r.output;
     EXPECT_NE(r.output.find(needle), std::string::npos) << flags << ": " << r.output;
+  }
+}
+
+}  // namespace
+}  // namespace pg
+
+namespace pg {
+namespace {
+
+// The bundled models (models/paligemma-world: mix; paligemma-world-pt: pt) load and answer the
+// example image in the world's grammar: a caption of the world's words ending in ".", a
+// detection that parses into labelled boxes. (What they answer is measured by `eval`, in
+// docs/WORLD_MODEL.md; this guards the committed files and their format.)
+TEST(BundledModels, AnswerTheExampleInTheWorldsGrammar) {
+  const std::string root = test::fixture("../..");
+  const std::regex caption_words(
+      "(a|and|the|text|small|medium|large|red|green|blue|yellow|purple|orange|white|black|circle|square|triangle|"
+      "rectangle|star|ring|hexagon|\"[^\"]*\"|,| )+\\.");
+  for (const char* model : {"paligemma-world", "paligemma-world-pt"}) {
+    const std::string base = test::cli_path() + " run --quiet --model " + root + "/models/" + model + " --image " +
+                             root + "/examples/world.png";
+    auto caption = test::run_command(base + " --prompt 'caption en' 2>&1");
+    ASSERT_EQ(caption.exit_code, 0) << model << ": " << caption.output;
+    std::string text = caption.output;
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    EXPECT_TRUE(std::regex_match(text, caption_words)) << model << ": '" << text << "'";
+    auto detect = test::run_command(base + " --prompt 'detect star' --json 2>&1");
+    ASSERT_EQ(detect.exit_code, 0) << model << ": " << detect.output;
+    const auto j = nlohmann::json::parse(detect.output);
+    ASSERT_FALSE(j["objects"].empty()) << model << ": " << detect.output;
+    EXPECT_EQ(j["objects"][0]["label"], "star") << model;
   }
 }
 

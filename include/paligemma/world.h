@@ -42,7 +42,7 @@
 //            image (each: a question type drawn uniformly among the types that apply, then one
 //            of its questions; never the same question twice), from these candidates:
 //              "how many <shape plural> are there?"                  -> "0".."16"
-//                 (every class present, and one absent class)
+//                 (every class present, and one absent class of options.shapes)
 //              "what color is the <shape>?"  (exactly one such shape) -> "<colour>"
 //              "what shape is the <colour> object?" (exactly one)     -> "<shape>"
 //              "is the <colour> <shape> left of the <colour> <shape>?" -> "yes" / "no"

@@ -38,12 +38,18 @@ def test_metric(path, metric):
         return json.load(f)["tasks"][task][name]
 
 
-def hexagon_recall(predictions_path):
-    """Test captions whose target names a hexagon: the fraction whose prediction does too."""
-    records = [r for r in read_jsonl(predictions_path) if any("hexagon" in t for t in r["targets"])]
-    if not records:
+def hexagon_naming(predictions_path):
+    """(recall, precision, captions with a hexagon): of the test captions whose target names a
+    hexagon, the fraction whose prediction does too; of the predictions naming one, the fraction
+    whose target does."""
+    records = read_jsonl(predictions_path)
+    with_hexagon = [r for r in records if any("hexagon" in t for t in r["targets"])]
+    said = [r for r in records if "hexagon" in r["prediction"]]
+    if not with_hexagon:
         return None
-    return sum("hexagon" in r["prediction"] for r in records) / len(records), len(records)
+    recall = sum("hexagon" in r["prediction"] for r in with_hexagon) / len(with_hexagon)
+    precision = sum(any("hexagon" in t for t in r["targets"]) for r in said) / len(said) if said else 0.0
+    return recall, precision, len(with_hexagon)
 
 
 def main():
@@ -60,7 +66,7 @@ def main():
                 "val_curve": curve,
                 "val_final": curve[-1][1],
                 "test": test_metric(os.path.join(run, "test.json"), metric),
-                "hexagon_recall": hexagon_recall(os.path.join(run, "test_predictions.jsonl")),
+                "hexagon_naming": hexagon_naming(os.path.join(run, "test_predictions.jsonl")),
             }
     chosen = {}
     for arm in ("pt", "scratch"):
@@ -71,24 +77,25 @@ def main():
     train = read_jsonl(os.path.join(out, "world", "train.jsonl"))
     test = read_jsonl(os.path.join(out, "world", "test.jsonl"))
     zero_shot = test_metric(os.path.join(out, "pt-zero-shot.json"), metric)
-    zero_shot_recall = hexagon_recall(os.path.join(out, "pt-zero-shot_predictions.jsonl"))
+    zero_shot_naming = hexagon_naming(os.path.join(out, "pt-zero-shot_predictions.jsonl"))
     with_recall = task == "hexagon"
 
-    def recall_cell(recall):
-        return f" {recall[0]:.3f} ({recall[1]} captions) |" if recall else " - |"
+    def naming_cell(naming):
+        return f" {naming[0]:.3f} / {naming[1]:.3f} |" if naming else " - |"
 
     header = f"| model | learning rate | validation {metric} (final) | test {metric} |"
     rule = "|---|---|---|---|"
     if with_recall:
-        header += " test captions naming their hexagon |"
+        header += " hexagons named: recall / precision |"
         rule += "---|"
+    hexagon_captions = sum("hexagon" in r["suffix"] for r in test)
     lines = [
         f"Task `{task}`: {len(train)} training examples, {steps} steps of {batch}, a test split of "
-        f"{len(test)} held-out examples.",
+        f"{len(test)} held-out examples" + (f" ({hexagon_captions} with a hexagon)." if with_recall else "."),
         "",
         header,
         rule,
-        f"| pt, zero-shot | - | - | {zero_shot:.3f} |" + (recall_cell(zero_shot_recall) if with_recall else ""),
+        f"| pt, zero-shot | - | - | {zero_shot:.3f} |" + (naming_cell(zero_shot_naming) if with_recall else ""),
     ]
     majority = majority_test = None
     if metric.startswith("answer."):
@@ -103,14 +110,14 @@ def main():
             mark = " (chosen)" if name == chosen[arm] else ""
             row = f"| {label}{mark} | {r['lr']} | {r['val_final']:.3f} | {r['test']:.3f} |"
             if with_recall:
-                row += recall_cell(r["hexagon_recall"])
+                row += naming_cell(r["hexagon_naming"])
             lines.append(row)
     with open(os.path.join(out, "transfer.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(out, "transfer.json"), "w") as f:
         json.dump({"task": task, "metric": metric, "train_examples": len(train), "test_examples": len(test),
                    "steps": int(steps), "batch": int(batch), "zero_shot_test": zero_shot,
-                   "zero_shot_hexagon_recall": zero_shot_recall, "majority_answer": majority,
+                   "zero_shot_hexagon_naming": zero_shot_naming, "majority_answer": majority,
                    "majority_test": majority_test, "chosen": chosen, "runs": runs}, f, indent=1)
     with open(os.path.join(out, "chosen.txt"), "w") as f:
         f.write(f"{chosen['pt']} {chosen['scratch']}\n")
