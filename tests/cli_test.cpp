@@ -280,6 +280,9 @@ TEST(Cli, PlotDrawsOneCurvePerRunAndNamesBadInput) {
       << R"({"step":20,"val_metrics":{"answer.vqa_accuracy":0.25}})"
          "\n";
   }
+  std::ofstream(dir.file("bad.jsonl")) << R"({"step":0,"loss":1})"
+                                          "\n"
+                                       << "{not json\n";
   const std::string base = test::cli_path() + " plot --metric val_metrics.answer.vqa_accuracy --out " +
                            dir.file("p.svg") + " --title 'A <&> B'";
   auto ok = test::run_command(base + " --run 'from pt=" + dir.file("a.jsonl") + "' --run scratch=" + dir.file("run_b"));
@@ -315,6 +318,7 @@ TEST(Cli, PlotDrawsOneCurvePerRunAndNamesBadInput) {
            {" --run nolabel", "LABEL=PATH"},
            {" --run x=" + dir.file("missing.jsonl"), "missing.jsonl"},
            {" --run x=" + dir.file("a.jsonl") + " --metric val_metrics.caption.cider", "val_metrics.caption.cider"},
+           {" --run x=" + dir.file("bad.jsonl"), "bad.jsonl line 2 is not JSON"},
        }) {
     auto r = test::run_command(test::cli_path() + " plot --out " + dir.file("q.svg") + flags);
     EXPECT_EQ(r.exit_code, 1) << flags << ": " << r.output;

@@ -300,6 +300,27 @@ TEST(WorldExamples, SuffixesAgreeWithTheGroundTruth) {
   EXPECT_GT(ocrs, 3);
 }
 
+// The examples of the default world are those the code wrote before the held-back options
+// existed: the FNV-1a hash of "prefix\tsuffix\n" of images 0-19 of seed 1 at 224 px (caption,
+// answer, detect, ocr; 84 lines), taken from the train.jsonl that version 0 of the world model
+// was trained on (written by commit e11dc5d).
+TEST(WorldDeterminism, PinnedDefaultExamples) {
+  WorldOptions o;
+  o.seed = 1;
+  o.images = 20;
+  o.size = 224;
+  o.tasks = parse_world_tasks("caption,answer,detect,ocr");
+  uint64_t h = 1469598103934665603ull;
+  int lines = 0;
+  for (int i = 0; i < 20; ++i)
+    for (const WorldExample& e : make_world_examples(make_world_scene(o, i), o, i, nullptr)) {
+      for (unsigned char c : e.prefix + "\t" + e.suffix + "\n") h = (h ^ c) * 1099511628211ull;
+      ++lines;
+    }
+  EXPECT_EQ(lines, 84);
+  EXPECT_EQ(h, 0x13331b8448cc2c98ull);
+}
+
 // The held-back question types: asked only when named, answers from the ground truth, and
 // "is there" balanced between yes and no.
 TEST(WorldExamples, HeldBackQuestionTypesAreAskedOnlyWhenNamed) {
@@ -355,6 +376,10 @@ TEST(WorldExamples, HeldBackQuestionTypesAreAskedOnlyWhenNamed) {
   EXPECT_NEAR(double(no) / double(yes + no), 0.5, 0.08) << yes << " yes, " << no << " no";
   EXPECT_NE(test::error_of([] { parse_world_questions("size,colour"); }).find("unknown world question type 'colour'"),
             std::string::npos);
+  o.questions = {WorldQuestion::Size, WorldQuestion::Size};
+  EXPECT_NE(test::error_of([&] { validate_world_options(o); }).find("'size' is named twice"), std::string::npos);
+  o.questions = {WorldQuestion(9)};
+  EXPECT_NE(test::error_of([&] { validate_world_options(o); }).find("out of range"), std::string::npos);
   o.questions.clear();
   EXPECT_NE(test::error_of([&] { validate_world_options(o); }).find("no question type"), std::string::npos);
 }
@@ -408,6 +433,8 @@ TEST(WorldScene, HeldBackHexagonIsDrawnOnlyWhenNamed) {
   EXPECT_NEAR(circle_fill / circles, M_PI, 0.25);
   EXPECT_NE(test::error_of([] { parse_world_shapes("hexagon,pentagon"); }).find("unknown world shape 'pentagon'"),
             std::string::npos);
+  o.shapes = {WorldShape::Hexagon, WorldShape::Circle, WorldShape::Hexagon};
+  EXPECT_NE(test::error_of([&] { validate_world_options(o); }).find("'hexagon' is named twice"), std::string::npos);
   o.shapes.clear();
   EXPECT_NE(test::error_of([&] { validate_world_options(o); }).find("no shape"), std::string::npos);
 }
@@ -519,6 +546,7 @@ TEST(WorldCli, WritesASplitAndReportsBadOptions) {
   for (const auto& [flags, needle] : std::vector<std::pair<std::string, std::string>>{
            {" --images 2 --tasks caption,juggle", "unknown world task 'juggle'"},
            {" --images 2 --question-types count,weight", "unknown world question type 'weight'"},
+           {" --images 2 --shapes circle,oval", "unknown world shape 'oval'"},
            {" --images 0", "number of images"},
            {" --images 2 --size 8", "image size"},
            {" --images 2 --tasks segment --vae " + dir.file("nope.npz"), "nope.npz"},

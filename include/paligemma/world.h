@@ -3,8 +3,9 @@
 // number) with exact ground truth, and training examples in PaliGemma's task format.
 //
 // Determinism. Image i of seed S depends only on (S, i, size, max_objects, text_probability,
-// font file): every random choice comes from our own splitmix64 stream seeded from (S, i), never
-// from <random>'s distributions (whose outputs differ between standard libraries). Backgrounds and
+// shapes (the list and its order), font file), its examples also on the tasks' own options
+// (questions, questions_per_image, bins, the VQ-VAE): every random choice comes from our own splitmix64 stream seeded
+// from (S, i), never from <random>'s distributions (whose outputs differ between standard libraries). Backgrounds and
 // shapes are rasterised in integer arithmetic (1/8-pixel fixed point), so they are the same on
 // any machine. Text glyphs come from stb_truetype (float math) on DejaVuSans and are binarised
 // (coverage >= 128): the same for the same build and font file. Growing a split (more images)
@@ -177,8 +178,8 @@ std::vector<WorldShape> parse_world_shapes(const std::string& comma_list);
 std::vector<WorldQuestion> parse_world_questions(const std::string& comma_list);
 
 // pg::Error naming the bad option (images <= 0, size < 16 or > 4096, max_objects outside 1..16,
-// text_probability outside [0, 1], questions_per_image outside 1..16, no task, no question type, a
-// bad split name).
+// text_probability outside [0, 1], questions_per_image outside 1..16, no task, no shape or no
+// question type, a shape or question type named twice or out of range, a bad split name).
 void validate_world_options(const WorldOptions& options);
 
 // Scene i of options.seed (validates the options; the font is read only when the scene has text).

@@ -29,7 +29,8 @@ std::string escape_xml(const std::string& text) {
         out += "&quot;";
         break;
       default:
-        out += c;
+        // Control characters other than tab are not allowed in XML 1.0 text: a space instead.
+        out += (static_cast<unsigned char>(c) < 0x20 && c != '\t') ? ' ' : c;
     }
   }
   return out;

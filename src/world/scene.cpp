@@ -193,6 +193,17 @@ std::vector<int> parse_name_list(const std::string& comma_list, const char* cons
   return out;
 }
 
+// Every entry of a hand-filled option list in range and named once ('what' names the kind).
+template <typename Enum>
+void check_enum_list(const std::vector<Enum>& list, int count, const char* const* names, const char* what) {
+  for (size_t i = 0; i < list.size(); ++i) {
+    const int k = static_cast<int>(list[i]);
+    if (k < 0 || k >= count) throw Error(std::string("world: ") + what + " " + std::to_string(k) + " is out of range");
+    for (size_t j = 0; j < i; ++j)
+      if (list[j] == list[i]) throw Error(std::string("world: the ") + what + " '" + names[k] + "' is named twice");
+  }
+}
+
 }  // namespace
 
 std::vector<WorldTask> parse_world_tasks(const std::string& comma_list) {
@@ -229,6 +240,10 @@ void validate_world_options(const WorldOptions& o) {
     throw Error("world: no shape given (known: circle, square, triangle, rectangle, star, ring, hexagon)");
   if (o.questions.empty())
     throw Error("world: no question type given (known: count, color, shape, position, text, size, exists)");
+  // The parsers never give these; a caller filling the lists by hand might (a repeated class
+  // would weigh double and ask its count question twice).
+  check_enum_list(o.shapes, kWorldShapeCount, kShapeNames, "shape");
+  check_enum_list(o.questions, kWorldQuestionCount, kQuestionNames, "question type");
   if (o.split_name.empty()) throw Error("world: the split name is empty");
   for (char ch : o.split_name)
     if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Transfer, demonstrated (issue 6.5): the world model's pt checkpoint fine-tuned on something
+# Transfer, demonstrated (issue 6, point 5): the world model's pt checkpoint fine-tuned on something
 # it never saw, against the same architecture trained from scratch on the same examples.
 # TASK (what is new; each is held back from the recipe's world by `paligemma world`'s defaults):
 #   hexagon  captions of scenes with a new shape class, the hexagon (--shapes ...,hexagon);
@@ -17,7 +17,10 @@
 #   -> OUT/transfer.md (table), OUT/transfer.svg (validation metric against step), OUT/*.json
 #
 # Usage: tools/recipe/transfer_demo.sh [PT_MODEL] [OUT_DIR]
-#   PT_MODEL: default runs/world-model/stage2/model (tools/recipe/train_world_model.sh's pt)
+#   PT_MODEL: default runs/world-model/stage2/model (tools/recipe/train_world_model.sh's pt;
+#             models/paligemma-world-pt is the bundled one)
+#   OUT_DIR:  default runs/transfer-TASK. A rerun continues there (finished runs are kept, more
+#             learning rates may be added); other data or training settings need another OUT_DIR.
 # Knobs (environment): TASK, TRAIN_EXAMPLES, TEST_EXAMPLES, VAL_EXAMPLES, STEPS, BATCH,
 # EVAL_EVERY, PT_LRS, SCRATCH_LRS, THREADS (0 = all cores).
 # Results of the run in docs/WORLD_MODEL.md ("Transfer").
@@ -25,15 +28,15 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PG="${PG:-$ROOT/build/paligemma}"
 PT="${1:-$ROOT/runs/world-model/stage2/model}"
-OUT="${2:-$ROOT/runs/transfer}"
 TASK="${TASK:-hexagon}"
+OUT="${2:-$ROOT/runs/transfer-$TASK}"
 TRAIN_EXAMPLES="${TRAIN_EXAMPLES:-300}"
-VAL_EXAMPLES="${VAL_EXAMPLES:-100}"
+VAL_EXAMPLES="${VAL_EXAMPLES:-50}"
 TEST_EXAMPLES="${TEST_EXAMPLES:-200}"
 STEPS="${STEPS:-120}"
 BATCH="${BATCH:-16}"
-EVAL_EVERY="${EVAL_EVERY:-20}"
-PT_LRS="${PT_LRS:-1e-4 3e-4}"
+EVAL_EVERY="${EVAL_EVERY:-30}"
+PT_LRS="${PT_LRS:-1e-5 3e-5 1e-4 3e-4}"
 SCRATCH_LRS="${SCRATCH_LRS:-3e-4 1e-3}"
 THREADS="${THREADS:-0}"
 
@@ -48,6 +51,19 @@ esac
 [ -e "$PT/config.json" ] || { echo "transfer: no pt model at $PT (run tools/recipe/train_world_model.sh)" >&2; exit 1; }
 SIZE="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["vision_config"]["image_size"])' "$PT/config.json")"
 mkdir -p "$OUT"
+# Everything the runs in OUT depend on but the learning rate: a rerun must match it.
+SETTINGS="task=$TASK train=$TRAIN_EXAMPLES val=$VAL_EXAMPLES test=$TEST_EXAMPLES steps=$STEPS batch=$BATCH eval_every=$EVAL_EVERY size=$SIZE pt=$(cd "$PT" && pwd)"
+if [ -e "$OUT/settings.txt" ]; then
+  [ "$(cat "$OUT/settings.txt")" = "$SETTINGS" ] || {
+    echo "transfer: $OUT holds runs made with other settings:" >&2
+    echo "  there: $(cat "$OUT/settings.txt")" >&2
+    echo "  now:   $SETTINGS" >&2
+    echo "  (use another OUT_DIR, or the same settings)" >&2
+    exit 1
+  }
+else
+  echo "$SETTINGS" > "$OUT/settings.txt"
+fi
 W="$OUT/world"
 # Seeds no stage of the recipe uses (it uses 1, 1000001, 2000001, 3000001).
 for split in train:4000001:$TRAIN_EXAMPLES val:4200001:$VAL_EXAMPLES test:4100001:$TEST_EXAMPLES; do

@@ -8,7 +8,9 @@ Usage: transfer_report.py OUT TASK METRIC STEPS BATCH
 Reads OUT/{pt,scratch}-lr*/metrics.jsonl (the validation metric at each evaluation step),
 test.json (`paligemma eval --json` on the test split) and test_predictions.jsonl of each
 finished run, OUT/pt-zero-shot.json and the world splits in OUT/world. Per arm, the run with the
-best final validation metric is chosen (ties: the earlier run); the test split chooses nothing.
+best final validation metric is chosen (ties: the earlier run; every learning rate tried in OUT
+counts, and transfer_demo.sh keeps one OUT to one set of data and training settings); the test
+split chooses nothing.
 Writes OUT/transfer.md, OUT/transfer.json and OUT/chosen.txt ("<pt run> <scratch run>", the
 directories the plot draws).
 """
