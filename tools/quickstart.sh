@@ -21,6 +21,6 @@ ask() {  # ask PROMPT [extra run flags]: prints the prompt and the model's answe
 ask "caption en"
 ask "answer en what color is the star?"
 ask "detect star ; circle" --annotate out/world_detect.png
-ask "segment star" --annotate out/world_segment.png --masks out/world_masks
+ask "segment orange star" --annotate out/world_segment.png --masks out/world_masks
 ask "ocr"
 printf '\nannotated images: out/world_detect.png, out/world_segment.png (masks in out/world_masks/)\n'
