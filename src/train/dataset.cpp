@@ -6,6 +6,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/random.h"
 #include "paligemma/error.h"
 
 namespace pg::train {
@@ -108,20 +109,6 @@ bool build_sequence(const Tokenizer& tokenizer, const ModelConfig& config, const
   return true;
 }
 
-namespace {
-
-// FNV-1a over the size and the pixels: only a bucket key, equal images are then compared whole.
-uint64_t content_hash(const Image& image) {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](uint8_t byte) { h = (h ^ byte) * 1099511628211ull; };
-  for (int v : {image.width, image.height})
-    for (int k = 0; k < 4; ++k) mix(static_cast<uint8_t>(v >> (8 * k)));
-  for (uint8_t byte : image.rgb) mix(byte);
-  return h;
-}
-
-}  // namespace
-
 Image model_sized(const Image& image, int size, ResizeFilter filter) {
   if (filter == ResizeFilter::PilBicubic && image.width == size && image.height == size) return image;
   return resize_image(image, size, size, filter);
@@ -140,7 +127,8 @@ bool ExampleStore::add(const DatasetRecord& record, const Tokenizer& tokenizer, 
     auto it = image_index_.find(path);
     if (it == image_index_.end()) {
       Image image = model_sized(load_image(path), image_size_, filter_);
-      const uint64_t hash = content_hash(image);
+      // Only a bucket key (every stored image has the model's size); equal ones are compared whole.
+      const uint64_t hash = fnv1a(std::string_view(reinterpret_cast<const char*>(image.rgb.data()), image.rgb.size()));
       int index = -1;
       for (auto [c, end] = content_index_.equal_range(hash); c != end && index < 0; ++c)
         if (images_[c->second].width == image.width && images_[c->second].rgb == image.rgb) index = c->second;

@@ -94,7 +94,7 @@ for lr in $SCRATCH_LRS; do finetune_run scratch "$lr" "$OUT/scratch-init"; done
   --json "$OUT/pt-zero-shot.json" --predictions "$OUT/pt-zero-shot_predictions.jsonl" > /dev/null
 
 # The table, and the curves of the chosen run of each arm.
-python3 "$ROOT/tools/recipe/transfer_report.py" "$OUT" "$TASK" "$METRIC" "$STEPS" "$BATCH"
+python3 "$ROOT/tools/recipe/transfer_report.py" "$OUT" "$METRIC"
 read -r pt_best scratch_best < "$OUT/chosen.txt"
 "$PG" plot --out "$OUT/transfer.svg" --metric "val_metrics.$METRIC" --y-label "validation $METRIC_NAME" \
   --title "$TASK: fine-tuned from pt vs trained from scratch ($(wc -l < "$W/train.jsonl") examples)" \

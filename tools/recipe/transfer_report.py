@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The table of tools/recipe/transfer_demo.sh (standard library only).
 
-Usage: transfer_report.py OUT TASK METRIC STEPS BATCH
+Usage: transfer_report.py OUT METRIC
   METRIC: the eval metric, "<task>.<name>" as metrics.jsonl's val_metrics spell it
           (caption.cider, answer.vqa_accuracy)
 
-Reads OUT/{pt,scratch}-lr*/metrics.jsonl (the validation metric at each evaluation step),
+Reads the task, steps and batch from OUT/settings.txt (written by transfer_demo.sh),
+OUT/{pt,scratch}-lr*/metrics.jsonl (the validation metric at each evaluation step),
 test.json (`paligemma eval --json` on the test split) and test_predictions.jsonl of each
 finished run, OUT/pt-zero-shot.json and the world splits in OUT/world. Per arm, the run with the
 best final validation metric is chosen (ties: the earlier run; every learning rate tried in OUT
@@ -55,7 +56,10 @@ def hexagon_naming(predictions_path):
 
 
 def main():
-    out, task, metric, steps, batch = sys.argv[1:6]
+    out, metric = sys.argv[1:3]
+    with open(os.path.join(out, "settings.txt")) as f:
+        settings = dict(item.split("=", 1) for item in f.read().split() if "=" in item)
+    task, steps, batch = settings["task"], settings["steps"], settings["batch"]
     runs = {}
     for arm in ("pt", "scratch"):
         for run in sorted(glob.glob(os.path.join(out, f"{arm}-lr*"))):
