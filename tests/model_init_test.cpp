@@ -138,6 +138,99 @@ TEST(ModelInit, InitializerRangeUntiedHeadAndZeroProjector) {
   EXPECT_EQ(c.names(), pg::Checkpoint::open(pg::test::fixture("models/pg1_untied_lm_head")).names());
 }
 
+// The optional vision inits: big_vision's posemb_sincos_2d, written out here from its
+// definition, and mimetic attention, checked by what it must produce whatever the random draw:
+// per head, q_h^T k_h has a strong positive diagonal (near-identity attention), v_h^T o_h^T a
+// negative one, and the two factors are the balanced halves of a truncated SVD (orthogonal
+// rows, equal norms).
+TEST(ModelInit, SinCos2DPositionsAndMimeticAttention) {
+  pg::test::TempDir dir;
+  pg::ModelInitOptions o;
+  o.seed = 5;
+  o.vision_position = pg::VisionPositionInit::SinCos2D;
+  o.vision_attention = pg::VisionAttentionInit::Mimetic;
+  pg::init_model(fixture_config("pg2_gqa_window"), tokenizer(), dir.file("m"), o);
+  const pg::Checkpoint c = pg::Checkpoint::open(dir.file("m"));
+  const std::string vp = "vision_tower.vision_model.";
+  const int W = 32, g = 4, q = W / 4, heads = 2, dh = W / heads;  // the fixture: width 32, 56 px / 14
+  const std::vector<float> pe = values(c, vp + "embeddings.position_embedding.weight");
+  ASSERT_EQ(pe.size(), size_t(g * g * W));
+  for (int y = 0; y < g; ++y)
+    for (int x = 0; x < g; ++x)
+      for (int k = 0; k < q; ++k) {
+        const double omega = std::pow(10000.0, -double(k) / (q - 1));
+        const float* row = pe.data() + (y * g + x) * W;
+        EXPECT_NEAR(row[k], std::sin(x * omega), 1e-6);
+        EXPECT_NEAR(row[q + k], std::cos(x * omega), 1e-6);
+        EXPECT_NEAR(row[2 * q + k], std::sin(y * omega), 1e-6);
+        EXPECT_NEAR(row[3 * q + k], std::cos(y * omega), 1e-6);
+      }
+  EXPECT_NEAR(pe[1 * W + 0], 0.8414709848, 1e-6);  // (y 0, x 1): sin(1)
+  for (int l = 0; l < 2; ++l) {
+    const std::string ap = vp + "encoder.layers." + std::to_string(l) + ".self_attn.";
+    const std::vector<float> wq = values(c, ap + "q_proj.weight"), wk = values(c, ap + "k_proj.weight"),
+                             wv = values(c, ap + "v_proj.weight"), wo = values(c, ap + "out_proj.weight");
+    for (int h = 0; h < heads; ++h) {
+      // a(r, i): row r of the head's first factor; b(r, i): its second (out_proj by columns).
+      auto check = [&](auto a, auto b, double sign, const char* what) {
+        double diag = 0, off = 0;
+        for (int i = 0; i < W; ++i)
+          for (int j = 0; j < W; ++j) {
+            double p = 0;
+            for (int r = 0; r < dh; ++r) p += a(r, i) * b(r, j);
+            (i == j ? diag : off) += i == j ? p : std::fabs(p);
+          }
+        diag /= W;
+        off /= W * (W - 1);
+        EXPECT_GT(sign * diag, 0.2) << what << " layer " << l << " head " << h;
+        EXPECT_GT(sign * diag, 3.5 * off) << what << " layer " << l << " head " << h;
+        for (int r = 0; r < dh; ++r)
+          for (int t = 0; t < dh; ++t) {
+            double aa = 0, bb = 0;
+            for (int i = 0; i < W; ++i) aa += a(r, i) * a(t, i), bb += b(r, i) * b(t, i);
+            if (r != t) {
+              EXPECT_NEAR(aa, 0.0, 1e-5) << what;
+            } else {
+              EXPECT_NEAR(aa, bb, 1e-5) << what;  // both s_r
+              if (r > 0) {
+                double prev = 0;
+                for (int i = 0; i < W; ++i) prev += a(r - 1, i) * a(r - 1, i);
+                EXPECT_GE(prev + 1e-6, aa) << what << ": singular values descending";
+              }
+            }
+          }
+      };
+      check([&](int r, int i) { return double(wq[(h * dh + r) * W + i]); },
+            [&](int r, int i) { return double(wk[(h * dh + r) * W + i]); }, 1.0, "q k");
+      check([&](int r, int i) { return double(wv[(h * dh + r) * W + i]); },
+            [&](int r, int i) { return double(wo[i * W + h * dh + r]); }, -1.0, "v o");
+    }
+    for (const char* p : {"q_proj", "k_proj", "v_proj", "out_proj"})
+      for (float x : values(c, ap + p + ".bias")) ASSERT_EQ(x, 0.0f);
+  }
+  // The rest is the default init, value for value.
+  pg::init_model(fixture_config("pg2_gqa_window"), tokenizer(), dir.file("d"), 5, pg::DType::F32);
+  const pg::Checkpoint d = pg::Checkpoint::open(dir.file("d"));
+  for (const char* n : {"vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight",
+                        "vision_tower.vision_model.embeddings.patch_embedding.weight",
+                        "language_model.model.layers.0.self_attn.q_proj.weight"})
+    EXPECT_EQ(values(c, n), values(d, n)) << n;
+  EXPECT_NE(values(c, vp + "encoder.layers.0.self_attn.q_proj.weight"),
+            values(d, vp + "encoder.layers.0.self_attn.q_proj.weight"));
+  // A width sincos2d cannot split in four is named.
+  nlohmann::json j = nlohmann::json::parse(pg::read_file(fixture_config("pg2_gqa_window")));
+  j["vision_config"]["hidden_size"] = 30;
+  j["vision_config"]["num_attention_heads"] = 3;
+  std::ofstream(dir.file("w30.json")) << j.dump();
+  pg::ModelInitOptions p;
+  p.vision_position = pg::VisionPositionInit::SinCos2D;
+  EXPECT_NE(pg::test::error_of([&] {
+              pg::init_model(dir.file("w30.json"), tokenizer(), dir.file("e"), p);
+            }).find("divisible by 4"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(dir.file("e")));
+}
+
 TEST(ModelInit, SameSeedSameBytesOtherSeedOtherBytes) {
   pg::test::TempDir dir;
   pg::init_model(fixture_config("pg1_mqa"), tokenizer(), dir.file("a"), 11, pg::DType::BF16);
@@ -218,6 +311,17 @@ TEST(ModelInit, Cli) {
   const auto full = pg::test::run_command(base + " --out " + dir.file("m") + " 2>&1");
   EXPECT_NE(full.exit_code, 0);
   EXPECT_NE(full.output.find("is not empty"), std::string::npos) << full.output;
+  const auto vision = pg::test::run_command(base + " --out " + dir.file("v") +
+                                            " --vision-posemb sincos2d --vision-attention mimetic 2>&1");
+  ASSERT_EQ(vision.exit_code, 0) << vision.output;
+  EXPECT_NEAR(
+      values(pg::Checkpoint::open(dir.file("v")), "vision_tower.vision_model.embeddings.position_embedding.weight")[0],
+      0.0f, 1e-7);  // sin(0)
+  for (const char* flag : {" --vision-posemb learned", " --vision-attention identity"}) {
+    const auto r = pg::test::run_command(base + " --out " + dir.file("w") + flag + " 2>&1");
+    EXPECT_NE(r.exit_code, 0) << flag;
+    EXPECT_NE(r.output.find("must be"), std::string::npos) << r.output;
+  }
 }
 
 }  // namespace

@@ -24,6 +24,17 @@
 //   Projector (PaliGemmaPreTrainedModel): linear.weight normal(0, std), bias 0; with
 //     `zero_projector` the weight is 0 as well (big_vision's stage-1 init).
 //
+// Two optional vision-tower inits for towers trained from nothing on little data (both leave
+// the architecture and the checkpoint layout as they are; the tensors still train):
+//   VisionPositionInit::SinCos2D   position_embedding = big_vision's posemb_sincos_2d(g, g,
+//                                  width) (vit.py; temperature 10000; width % 4 == 0)
+//   VisionAttentionInit::Mimetic   Trockman & Kolter, "Mimetic Initialization of Self-Attention
+//                                  Layers" (ICML 2023): per head h, q_h^T k_h is the best rank-
+//                                  head_dim approximation of 0.7 Z + 0.7 I, and v_h^T o_h that of
+//                                  0.4 Z' - 0.4 I (Z, Z' normal(0, 1 / width)): each head starts
+//                                  attending to tokens like its own (with SinCos2D: its
+//                                  neighbours) and passes them on. The SVD is LAPACK's dgesvd.
+//
 // Random numbers: each tensor has its own stream, splitmix64 seeded from (seed, tensor name),
 // normals by Box-Muller; never std::normal_distribution, so files are identical across
 // standard libraries and the values of a tensor do not depend on which others exist.
@@ -34,10 +45,15 @@
 
 namespace pg {
 
+enum class VisionPositionInit { Normal, SinCos2D };
+enum class VisionAttentionInit { Xavier, Mimetic };
+
 struct ModelInitOptions {
   uint64_t seed = 0;
   DType dtype = DType::F32;     // F32 or BF16 (values rounded to nearest even)
   bool zero_projector = false;  // projector weight 0 (bias is 0 anyway)
+  VisionPositionInit vision_position = VisionPositionInit::Normal;     // Normal: transformers'
+  VisionAttentionInit vision_attention = VisionAttentionInit::Xavier;  // Xavier: transformers'
   // Size the vocabulary to the tokenizer (a model trained from scratch with our own
   // tokenizer): image_token_index = its piece count (the id after the last piece, as in the
   // released models), vocab_size (top level and text_config) = that + 1 rounded up to a

@@ -10,7 +10,7 @@ namespace pg::cli {
 namespace {
 
 struct InitArgs {
-  std::string config, tokenizer, out, dtype = "f32";
+  std::string config, tokenizer, out, dtype = "f32", vision_posemb = "normal", vision_attention = "xavier";
   uint64_t seed = 0;
   bool zero_projector = false, fit_vocabulary = false;
 };
@@ -25,6 +25,18 @@ int init(const InitArgs& a) {
   else
     throw Error("init: --dtype must be f32 or bf16, got '" + a.dtype + "'");
   o.zero_projector = a.zero_projector;
+  if (a.vision_posemb == "normal")
+    o.vision_position = VisionPositionInit::Normal;
+  else if (a.vision_posemb == "sincos2d")
+    o.vision_position = VisionPositionInit::SinCos2D;
+  else
+    throw Error("init: --vision-posemb must be normal or sincos2d, got '" + a.vision_posemb + "'");
+  if (a.vision_attention == "xavier")
+    o.vision_attention = VisionAttentionInit::Xavier;
+  else if (a.vision_attention == "mimetic")
+    o.vision_attention = VisionAttentionInit::Mimetic;
+  else
+    throw Error("init: --vision-attention must be xavier or mimetic, got '" + a.vision_attention + "'");
   o.fit_vocabulary = a.fit_vocabulary;
   o.quiet = false;
   init_model(a.config, a.tokenizer, a.out, o);
@@ -43,6 +55,14 @@ Runner add_init_command(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Seed of the random weights")->capture_default_str();
   cmd->add_option("--dtype", args->dtype, "Stored dtype: f32 or bf16")->capture_default_str();
   cmd->add_flag("--zero-projector", args->zero_projector, "Projector weight 0 (big_vision's stage-1 init)");
+  cmd->add_option("--vision-posemb", args->vision_posemb,
+                  "Vision position embeddings: normal (transformers' init) or sincos2d (big_vision's posemb_sincos_2d, "
+                  "still trained)")
+      ->capture_default_str();
+  cmd->add_option("--vision-attention", args->vision_attention,
+                  "Vision attention weights: xavier (transformers' init) or mimetic (Trockman & Kolter 2023: heads "
+                  "start near identity attention; faster learning from little data)")
+      ->capture_default_str();
   cmd->add_flag("--fit-vocabulary", args->fit_vocabulary,
                 "Set image_token_index to the tokenizer's piece count and vocab_size to the next multiple of 64 above it");
   return [args] { return init(*args); };

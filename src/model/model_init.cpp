@@ -11,6 +11,7 @@
 
 #include "core/file.h"
 #include "core/random.h"
+#include "core/svd.h"
 #include "paligemma/config.h"
 #include "paligemma/error.h"
 #include "paligemma/safetensors_writer.h"
@@ -96,6 +97,63 @@ struct Builder {
   }
 };
 
+// big_vision's posemb_sincos_2d(g, g, width) (models/vit.py), row y * g + x: [sin(x w_k),
+// cos(x w_k), sin(y w_k), cos(y w_k)] with w_k = 10000^(-k / (width / 4 - 1)).
+std::vector<float> sincos_2d_position_embedding(int64_t grid, int64_t width) {
+  if (width % 4 != 0 || width < 8)
+    throw Error("init: sincos2d position embeddings need a vision hidden_size divisible by 4 (and >= 8), got " +
+                std::to_string(width));
+  const int64_t q = width / 4;
+  std::vector<float> pe(static_cast<size_t>(grid * grid * width));
+  for (int64_t y = 0; y < grid; ++y)
+    for (int64_t x = 0; x < grid; ++x) {
+      float* row = pe.data() + (y * grid + x) * width;
+      for (int64_t k = 0; k < q; ++k) {
+        const double omega = 1.0 / std::pow(10000.0, static_cast<double>(k) / static_cast<double>(q - 1));
+        row[k] = static_cast<float>(std::sin(double(x) * omega));
+        row[q + k] = static_cast<float>(std::cos(double(x) * omega));
+        row[2 * q + k] = static_cast<float>(std::sin(double(y) * omega));
+        row[3 * q + k] = static_cast<float>(std::cos(double(y) * omega));
+      }
+    }
+  return pe;
+}
+
+// Mimetic attention init of one SigLIP layer (Trockman & Kolter 2023): for each head h the
+// product a_h b_h^T of two [width, head_dim] factors is the best rank-head_dim approximation
+// (truncated SVD, split as u sqrt(s) and v sqrt(s)) of alpha Z + beta I, Z normal(0, 1 / width).
+// q_proj's rows of head h are a_h^T and k_proj's b_h^T (so q_h . k_h ~ x^T (alpha Z + beta I) x');
+// for v/out the same with beta < 0, v_proj's rows a_h^T and out_proj's columns b_h.
+void mimetic_pair(Builder& b, const std::string& name_a, const std::string& name_b, bool b_is_columns, int64_t width,
+                  int64_t heads, double alpha, double beta) {
+  if (heads <= 0 || width % heads != 0)
+    throw Error("init: mimetic attention needs hidden_size divisible by num_attention_heads");
+  const int64_t dh = width / heads;
+  std::vector<float> a(static_cast<size_t>(width * width)), bm(static_cast<size_t>(width * width));
+  for (int64_t h = 0; h < heads; ++h) {
+    Rng rng(b.seed, name_a + "/mimetic/" + std::to_string(h));
+    std::vector<double> m(static_cast<size_t>(width * width));
+    for (int64_t i = 0; i < width; ++i)
+      for (int64_t j = 0; j < width; ++j)
+        m[i * width + j] = alpha * rng.normal() / std::sqrt(double(width)) + (i == j ? beta : 0.0);
+    const Svd d = svd_square(m, static_cast<int>(width));
+    for (int64_t r = 0; r < dh; ++r) {
+      const double root = std::sqrt(d.s[r]);
+      const int64_t row = h * dh + r;  // the head's r-th output feature
+      for (int64_t i = 0; i < width; ++i) {
+        a[row * width + i] = static_cast<float>(d.u[i * width + r] * root);
+        const float bv = static_cast<float>(d.vt[r * width + i] * root);
+        if (b_is_columns)
+          bm[i * width + row] = bv;
+        else
+          bm[row * width + i] = bv;
+      }
+    }
+  }
+  b.put(name_a, {width, width}, a);
+  b.put(name_b, {width, width}, bm);
+}
+
 const nlohmann::json* sub_object(const nlohmann::json& j, const char* key) {
   if (j.is_object() && j.contains(key) && j[key].is_object()) return &j[key];
   return nullptr;
@@ -137,17 +195,29 @@ void write_all(const std::string& config_copy, const std::string& out_dir, const
   const std::string vp = "model.vision_tower.";
   b.lecun_normal(vp + "embeddings.patch_embedding.weight", {Hv, C, P, P}, C * P * P);
   b.constant(vp + "embeddings.patch_embedding.bias", {Hv}, 0.0f);
-  b.normal(vp + "embeddings.position_embedding.weight", {vc.num_patches(), Hv}, 1.0 / std::sqrt(double(Hv)));
+  if (o.vision_position == VisionPositionInit::SinCos2D) {
+    const int64_t grid = vc.image_size / vc.patch_size;
+    b.put(vp + "embeddings.position_embedding.weight", {vc.num_patches(), Hv}, sincos_2d_position_embedding(grid, Hv));
+  } else {
+    b.normal(vp + "embeddings.position_embedding.weight", {vc.num_patches(), Hv}, 1.0 / std::sqrt(double(Hv)));
+  }
   for (int i = 0; i < vc.num_layers; ++i) {
     const std::string lp = vp + "encoder.layers." + std::to_string(i) + ".";
     for (const char* ln : {"layer_norm1", "layer_norm2"}) {
       b.constant(lp + ln + ".weight", {Hv}, 1.0f);
       b.constant(lp + ln + ".bias", {Hv}, 0.0f);
     }
-    for (const char* p : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
-      b.xavier_uniform(lp + "self_attn." + p + ".weight", Hv, Hv);
-      b.constant(lp + "self_attn." + p + ".bias", {Hv}, 0.0f);
+    if (o.vision_attention == VisionAttentionInit::Mimetic) {
+      // The paper's constants for ViTs: alpha1 = beta1 = 0.7 (q k^T), alpha2 = beta2 = 0.4 (v o).
+      const std::string ap = lp + "self_attn.";
+      mimetic_pair(b, ap + "q_proj.weight", ap + "k_proj.weight", false, Hv, vc.num_heads, 0.7, 0.7);
+      mimetic_pair(b, ap + "v_proj.weight", ap + "out_proj.weight", true, Hv, vc.num_heads, 0.4, -0.4);
+    } else {
+      for (const char* p : {"q_proj", "k_proj", "v_proj", "out_proj"})
+        b.xavier_uniform(lp + "self_attn." + p + ".weight", Hv, Hv);
     }
+    for (const char* p : {"q_proj", "k_proj", "v_proj", "out_proj"})
+      b.constant(lp + "self_attn." + p + ".bias", {Hv}, 0.0f);
     b.xavier_uniform(lp + "mlp.fc1.weight", Iv, Hv);
     b.normal(lp + "mlp.fc1.bias", {Iv}, 1e-6);
     b.xavier_uniform(lp + "mlp.fc2.weight", Hv, Iv);
