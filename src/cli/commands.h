@@ -23,5 +23,6 @@ Runner add_resolution_command(CLI::App& app);
 Runner add_pretrain_command(CLI::App& app);
 Runner add_vae_train_command(CLI::App& app);
 Runner add_plot_command(CLI::App& app);
+Runner add_probe_command(CLI::App& app);
 
 }  // namespace pg::cli

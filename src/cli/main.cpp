@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   pg::cli::Runner pretrain = pg::cli::add_pretrain_command(app);
   pg::cli::Runner vae_train = pg::cli::add_vae_train_command(app);
   pg::cli::Runner plot = pg::cli::add_plot_command(app);
+  pg::cli::Runner probe = pg::cli::add_probe_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("pretrain-vision")) return pretrain();
     if (app.got_subcommand("vae-train")) return vae_train();
     if (app.got_subcommand("plot")) return plot();
+    if (app.got_subcommand("probe")) return probe();
   } catch (const pg::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
