@@ -17,7 +17,11 @@
 # THREADS (0 = all cores), BATCH, TRAIN_IMAGES, STAGE2_SIZE, PROJECTOR, STAGE1_MAX_TOKENS and the
 # *_STEPS below. PROJECTOR=zero is big_vision's stage-1 init, made for a pretrained decoder; our
 # decoder starts from nothing, and there a random projector learns about 2.5x faster
-# (docs/WORLD_MODEL.md, "zero vs random projector"), so random is the default.
+# (docs/WORLD_MODEL.md, "zero vs random projector"), so random is the default. VISION_INIT=mimetic
+# starts the tower with sincos2d position embeddings and mimetic attention (`paligemma init`),
+# SIGLIP_LR sets stage (a)'s rate: the defaults are version 1's; docs/WORLD_MODEL.md ("what the
+# tower knows") has the probe A/B behind them. The eval stage also writes OUT/probe_*.json: linear
+# probes (`paligemma probe`) of the tower after SigLIP, stage 1, stage 2 and mix.
 # Timings and results of the run that made models/paligemma-world: docs/WORLD_MODEL.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -37,10 +41,13 @@ STAGE1_MAX_TOKENS="${STAGE1_MAX_TOKENS:-128}"  # 64 image tokens + prefix + suff
 STAGE2_STEPS="${STAGE2_STEPS:-150}"
 MIX_STEPS="${MIX_STEPS:-100}"
 PROJECTOR="${PROJECTOR:-random}"
+VISION_INIT="${VISION_INIT:-transformers}"  # mimetic: sincos2d position embeddings + mimetic attention (see below)
+SIGLIP_LR="${SIGLIP_LR:-1e-3}"
 VOCAB="${VOCAB:-768}"
 BATCH="${BATCH:-32}"
 
 case "$PROJECTOR" in zero|random) ;; *) echo "recipe: PROJECTOR must be zero or random, got '$PROJECTOR'" >&2; exit 1;; esac
+case "$VISION_INIT" in transformers|mimetic) ;; *) echo "recipe: VISION_INIT must be transformers or mimetic, got '$VISION_INIT'" >&2; exit 1;; esac
 [ -x "$PG" ] || { echo "recipe: $PG not built (cmake -S . -B build && cmake --build build)" >&2; exit 1; }
 mkdir -p "$OUT/done"
 steps() { awk -v s="$1" -v k="$SCALE" 'BEGIN { n = int(s * k + 0.5); print (n < 1 ? 1 : n) }'; }
@@ -84,14 +91,15 @@ fi
 if stage init; then
   rm -rf "$OUT/init"
   "$PG" init --config "$ROOT/tools/recipe/config.json" --tokenizer "$OUT/tokenizer.model" --out "$OUT/init" \
-    --fit-vocabulary $([ "$PROJECTOR" = zero ] && echo --zero-projector || true) --seed 1
+    --fit-vocabulary $([ "$PROJECTOR" = zero ] && echo --zero-projector || true) --seed 1 \
+    $([ "$VISION_INIT" = mimetic ] && echo --vision-posemb sincos2d --vision-attention mimetic || true)
   finish init
 fi
 
 # (a) The vision tower learns from (image, caption) pairs alone, with SigLIP's sigmoid loss.
 if stage siglip; then
   "$PG" pretrain-vision --model "$OUT/init" --data "$W/captions.jsonl" --val "$W/val_captions.jsonl" \
-    --out "$OUT/siglip" --steps "$(steps "$SIGLIP_STEPS")" --batch-size "$BATCH" --lr 1e-3 --warmup "$(steps 50)" \
+    --out "$OUT/siglip" --steps "$(steps "$SIGLIP_STEPS")" --batch-size "$BATCH" --lr "$SIGLIP_LR" --warmup "$(steps 50)" \
     --save-every 50 --threads "$THREADS" $(resume_flag "$OUT/siglip")
   finish siglip
 fi
@@ -151,6 +159,11 @@ if stage eval; then
   for m in stage2 mix; do
     "$PG" eval --model "$OUT/$m/model" --data "$W/test_all.jsonl" --vae "$OUT/vae-oid.npz" \
       --threads "$THREADS" --json "$OUT/eval_$m.json" --predictions "$OUT/predictions_$m.jsonl"
+  done
+  # What the vision tower can tell apart after each stage (linear probes on single-object scenes).
+  for m in siglip stage1/model stage2/model mix/model; do
+    "$PG" probe --model "$OUT/$m" --train-images "$(images 1500)" --test-images "$(images 500)" --threads "$THREADS" \
+      --json > "$OUT/probe_${m%%/*}.json"
   done
   finish eval
 fi
