@@ -48,12 +48,14 @@ TEST(VisionProbe, BundledPtModelReadsColour) {
   o.train_images = 240;
   o.test_images = 120;
   const std::vector<pg::ProbeResult> r = pg::probe_vision_tower(*model, o);
-  ASSERT_EQ(r.size(), 3u);
+  ASSERT_EQ(r.size(), 5u);
   EXPECT_EQ(r[0].attribute, "shape");
   EXPECT_EQ(r[0].classes, 6);
   EXPECT_EQ(r[1].attribute, "colour");
   EXPECT_EQ(r[1].classes, 8);
   EXPECT_EQ(r[2].classes, 3);
+  EXPECT_EQ(r[3].attribute, "column");
+  EXPECT_EQ(r[4].attribute, "row");
   for (const pg::ProbeResult& p : r) {
     EXPECT_GE(p.test_accuracy, 0.0);
     EXPECT_LE(p.test_accuracy, 1.0);

@@ -1,7 +1,8 @@
 #pragma once
 // What a vision tower "knows": linear probes of its pooled output on single-object world
-// scenes (paligemma world's generator, one object, no text), one probe per attribute (shape,
-// colour, size). A multinomial logistic regression on the mean of the tower's output tokens
+// scenes (paligemma world's generator, one object, no text), one probe per attribute: shape,
+// colour, size, and where the object is (column / row: the third of the image its box centre
+// falls in, what detection needs). A multinomial logistic regression on the mean of the tower's output tokens
 // (after post_layernorm, before the projector), standardised with the training scenes'
 // statistics, trained on `train_images` scenes of one seed and scored on `test_images` of
 // another. Accuracy near chance means the attribute is not linearly readable from the pooled
@@ -29,7 +30,7 @@ struct VisionProbeOptions {
 };
 
 struct ProbeResult {
-  std::string attribute;  // "shape", "colour", "size"
+  std::string attribute;  // "shape", "colour", "size", "column", "row"
   int classes = 0;
   double train_accuracy = 0, test_accuracy = 0;
   double chance = 0;  // the test split's most common class

@@ -1,5 +1,5 @@
 // `paligemma probe`: linear probes of a checkpoint's vision tower on single-object world scenes
-// (include/paligemma/vision_probe.h): how well shape, colour and size can be read from its
+// (include/paligemma/vision_probe.h): how well shape, colour, size and place can be read from its
 // pooled output. A table on stdout, or JSON with --json.
 #include <cstdio>
 #include <iostream>
@@ -51,7 +51,8 @@ int probe(ProbeArgs& a) {
 Runner add_probe_command(CLI::App& app) {
   auto args = std::make_shared<ProbeArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "probe", "Linear probes of a checkpoint's vision tower: shape, colour and size of single-object world scenes");
+      "probe",
+      "Linear probes of a checkpoint's vision tower: shape, colour, size and place of single-object world scenes");
   cmd->add_option("--model", args->model, "Hugging Face model directory")->required();
   cmd->add_option("--train-images", args->options.train_images, "Scenes the probes train on")->capture_default_str();
   cmd->add_option("--test-images", args->options.test_images, "Held-out scenes (seed + 1000000) they are scored on")

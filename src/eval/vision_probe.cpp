@@ -91,7 +91,7 @@ std::vector<ProbeResult> probe_vision_tower(const Model& model, const VisionProb
   w.text_probability = 0;
   w.shapes = o.shapes;
   std::vector<float> features(size_t(n) * Hv, 0.0f);
-  std::vector<int> shape(n), colour(n), size(n);
+  std::vector<int> shape(n), colour(n), size(n), column(n), row(n);
   std::vector<float> hidden;
   for (int i = 0; i < n; ++i) {
     const bool train = i < o.train_images;
@@ -102,6 +102,10 @@ std::vector<ProbeResult> probe_vision_tower(const Model& model, const VisionProb
     shape[i] = static_cast<int>(std::find(o.shapes.begin(), o.shapes.end(), ob.shape) - o.shapes.begin());
     colour[i] = static_cast<int>(ob.color);
     size[i] = static_cast<int>(ob.size);
+    // Which third of the image the box centre is in, across and down.
+    auto third = [&](double centre) { return std::clamp(static_cast<int>(3.0 * centre / S), 0, 2); };
+    column[i] = third(0.5 * (ob.box.x0 + ob.box.x1));
+    row[i] = third(0.5 * (ob.box.y0 + ob.box.y1));
     const std::vector<float> pixels = preprocess_image(scene.image, S, ResizeFilter::PilBicubic);
     model.encode_image(pixels.data(), &hidden);
     const int tokens = static_cast<int>(hidden.size() / Hv);
@@ -125,6 +129,8 @@ std::vector<ProbeResult> probe_vision_tower(const Model& model, const VisionProb
   run("shape", shape, static_cast<int>(o.shapes.size()));
   run("colour", colour, kWorldColorCount);
   run("size", size, 3);
+  run("column", column, 3);
+  run("row", row, 3);
   return results;
 }
 
