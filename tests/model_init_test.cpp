@@ -140,9 +140,9 @@ TEST(ModelInit, InitializerRangeUntiedHeadAndZeroProjector) {
 
 // The optional vision inits: big_vision's posemb_sincos_2d, written out here from its
 // definition, and mimetic attention, checked by what it must produce whatever the random draw:
-// per head, q_h^T k_h has a strong positive diagonal (near-identity attention), v_h^T o_h^T a
-// negative one, and the two factors are the balanced halves of a truncated SVD (orthogonal
-// rows, equal norms).
+// per head, W_q,h^T W_k,h has a strong positive diagonal (near-identity attention); per layer,
+// W_out W_v a negative one; and each pair of factors is the balanced halves of a (truncated)
+// SVD: orthogonal rows, equal norms, descending.
 TEST(ModelInit, SinCos2DPositionsAndMimeticAttention) {
   pg::test::TempDir dir;
   pg::ModelInitOptions o;
@@ -170,41 +170,43 @@ TEST(ModelInit, SinCos2DPositionsAndMimeticAttention) {
     const std::string ap = vp + "encoder.layers." + std::to_string(l) + ".self_attn.";
     const std::vector<float> wq = values(c, ap + "q_proj.weight"), wk = values(c, ap + "k_proj.weight"),
                              wv = values(c, ap + "v_proj.weight"), wo = values(c, ap + "out_proj.weight");
-    for (int h = 0; h < heads; ++h) {
-      // a(r, i): row r of the head's first factor; b(r, i): its second (out_proj by columns).
-      auto check = [&](auto a, auto b, double sign, const char* what) {
-        double diag = 0, off = 0;
-        for (int i = 0; i < W; ++i)
-          for (int j = 0; j < W; ++j) {
-            double p = 0;
-            for (int r = 0; r < dh; ++r) p += a(r, i) * b(r, j);
-            (i == j ? diag : off) += i == j ? p : std::fabs(p);
-          }
-        diag /= W;
-        off /= W * (W - 1);
-        EXPECT_GT(sign * diag, 0.2) << what << " layer " << l << " head " << h;
-        EXPECT_GT(sign * diag, 3.5 * off) << what << " layer " << l << " head " << h;
-        for (int r = 0; r < dh; ++r)
-          for (int t = 0; t < dh; ++t) {
-            double aa = 0, bb = 0;
-            for (int i = 0; i < W; ++i) aa += a(r, i) * a(t, i), bb += b(r, i) * b(t, i);
-            if (r != t) {
-              EXPECT_NEAR(aa, 0.0, 1e-5) << what;
-            } else {
-              EXPECT_NEAR(aa, bb, 1e-5) << what;  // both s_r
-              if (r > 0) {
-                double prev = 0;
-                for (int i = 0; i < W; ++i) prev += a(r - 1, i) * a(r - 1, i);
-                EXPECT_GE(prev + 1e-6, aa) << what << ": singular values descending";
-              }
+    // a(r, i), b(r, i): the r-th rows of the two factors (out_proj by columns), r < rank.
+    auto check = [&](auto a, auto b, int rank, double sign, const std::string& what) {
+      double diag = 0, off = 0;
+      for (int i = 0; i < W; ++i)
+        for (int j = 0; j < W; ++j) {
+          double p = 0;
+          for (int r = 0; r < rank; ++r) p += a(r, i) * b(r, j);
+          (i == j ? diag : off) += i == j ? p : std::fabs(p);
+        }
+      diag /= W;
+      off /= W * (W - 1);
+      EXPECT_GT(sign * diag, 0.2) << what;
+      EXPECT_GT(sign * diag, 3.5 * off) << what;
+      for (int r = 0; r < rank; ++r)
+        for (int t = 0; t < rank; ++t) {
+          double aa = 0, bb = 0;
+          for (int i = 0; i < W; ++i) aa += a(r, i) * a(t, i), bb += b(r, i) * b(t, i);
+          if (r != t) {
+            EXPECT_NEAR(aa, 0.0, 1e-5) << what;
+          } else {
+            EXPECT_NEAR(aa, bb, 1e-5) << what;  // both s_r
+            if (r > 0) {
+              double prev = 0;
+              for (int i = 0; i < W; ++i) prev += a(r - 1, i) * a(r - 1, i);
+              EXPECT_GE(prev + 1e-6, aa) << what << ": singular values descending";
             }
           }
-      };
+        }
+    };
+    const std::string where = " layer " + std::to_string(l);
+    for (int h = 0; h < heads; ++h)  // q/k: per head, rank head_dim
       check([&](int r, int i) { return double(wq[(h * dh + r) * W + i]); },
-            [&](int r, int i) { return double(wk[(h * dh + r) * W + i]); }, 1.0, "q k");
-      check([&](int r, int i) { return double(wv[(h * dh + r) * W + i]); },
-            [&](int r, int i) { return double(wo[i * W + h * dh + r]); }, -1.0, "v o");
-    }
+            [&](int r, int i) { return double(wk[(h * dh + r) * W + i]); }, dh, 1.0,
+            "q k" + where + " head " + std::to_string(h));
+    // v/out: the whole layer, full rank: out_proj v_proj = (0.4 Z - 0.4 I)^T exactly.
+    check([&](int r, int i) { return double(wv[r * W + i]); }, [&](int r, int i) { return double(wo[i * W + r]); }, W,
+          -1.0, "v o" + where);
     for (const char* p : {"q_proj", "k_proj", "v_proj", "out_proj"})
       for (float x : values(c, ap + p + ".bias")) ASSERT_EQ(x, 0.0f);
   }

@@ -11,7 +11,7 @@
 
 namespace {
 
-// Features [n, 6] of a splitmix-style hash; labels either a linear function of them or noise.
+// Features [n, 6] from a sin-fract hash; labels either a linear function of them or noise.
 std::vector<float> features(int n, int dim) {
   std::vector<float> x(size_t(n) * dim);
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(std::sin(12.9898 * double(i) + 78.233) * 43.7);
@@ -56,11 +56,13 @@ TEST(VisionProbe, BundledPtModelReadsColour) {
   EXPECT_EQ(r[2].classes, 3);
   EXPECT_EQ(r[3].attribute, "column");
   EXPECT_EQ(r[4].attribute, "row");
-  for (const pg::ProbeResult& p : r) {
+  for (size_t i = 0; i < r.size(); ++i) {
+    const pg::ProbeResult& p = r[i];
     EXPECT_GE(p.test_accuracy, 0.0);
     EXPECT_LE(p.test_accuracy, 1.0);
     EXPECT_GT(p.chance, 1.0 / p.classes - 0.1);
-    EXPECT_LT(p.chance, 1.0 / p.classes + 0.15);
+    // Shape, colour and size are drawn uniformly; objects sit more often in the middle third.
+    EXPECT_LT(p.chance, i < 3 ? 1.0 / p.classes + 0.15 : 0.7) << p.attribute;
   }
   EXPECT_GT(r[1].test_accuracy, 0.8) << "colour, chance " << r[1].chance;
   o.train_images = 1;

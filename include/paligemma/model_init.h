@@ -29,11 +29,12 @@
 //   VisionPositionInit::SinCos2D   position_embedding = big_vision's posemb_sincos_2d(g, g,
 //                                  width) (vit.py; temperature 10000; width % 4 == 0)
 //   VisionAttentionInit::Mimetic   Trockman & Kolter, "Mimetic Initialization of Self-Attention
-//                                  Layers" (ICML 2023): per head h, q_h^T k_h is the best rank-
-//                                  head_dim approximation of 0.7 Z + 0.7 I, and v_h^T o_h that of
-//                                  0.4 Z' - 0.4 I (Z, Z' normal(0, 1 / width)): each head starts
-//                                  attending to tokens like its own (with SinCos2D: its
-//                                  neighbours) and passes them on. The SVD is LAPACK's dgesvd.
+//                                  Layers" (ICML 2023, Algorithm 1): per head h, W_q,h^T W_k,h is
+//                                  the best rank-head_dim approximation of 0.7 Z_h + 0.7 I, and per
+//                                  layer the value-output map W_out W_v is (0.4 Z - 0.4 I)^T at full
+//                                  rank (Z normal(0, 1 / width)): each head starts attending to
+//                                  tokens like its own (with SinCos2D: its neighbours), and the
+//                                  layer passes them on. The SVD is LAPACK's dgesvd.
 //
 // Random numbers: each tensor has its own stream, splitmix64 seeded from (seed, tensor name),
 // normals by Box-Muller; never std::normal_distribution, so files are identical across

@@ -11,6 +11,7 @@
 // run (docs/WORLD_MODEL.md).
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "paligemma/model.h"

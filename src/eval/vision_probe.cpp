@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <tuple>
 
 #include "paligemma/error.h"
 #include "paligemma/image.h"
@@ -18,6 +19,7 @@ std::pair<double, double> linear_probe(const std::vector<float>& x, int dim, con
                 " for training, dim " + std::to_string(dim) + ", " + std::to_string(x.size()) + " values)");
   for (int y : labels)
     if (y < 0 || y >= classes) throw Error("linear_probe: label " + std::to_string(y) + " out of range");
+  if (steps < 1 || !(learning_rate > 0) || !(l2 >= 0)) throw Error("linear_probe: steps, learning rate or l2 invalid");
   // Standardise with the training rows (a constant feature stays 0).
   std::vector<double> z(x.begin(), x.end()), mean(dim, 0.0), inv_std(dim, 0.0);
   for (int i = 0; i < n_train; ++i)
@@ -81,6 +83,8 @@ std::pair<double, double> linear_probe(const std::vector<float>& x, int dim, con
 std::vector<ProbeResult> probe_vision_tower(const Model& model, const VisionProbeOptions& o) {
   if (o.train_images < 2 || o.test_images < 2)
     throw Error("probe: --train-images and --test-images must be at least 2");
+  if (o.train_images > 1000000 || o.test_images > 1000000)
+    throw Error("probe: at most 1000000 training and 1000000 test scenes");
   if (o.shapes.size() < 2) throw Error("probe: at least two shape classes are needed");
   if (o.steps < 1 || !(o.learning_rate > 0) || !(o.l2 >= 0)) throw Error("probe: steps, learning rate or l2 invalid");
   const VisionConfig& vc = model.config().vision;

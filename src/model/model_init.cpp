@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <utility>
 #include <vector>
 
 #include "core/file.h"
@@ -119,39 +120,40 @@ std::vector<float> sincos_2d_position_embedding(int64_t grid, int64_t width) {
   return pe;
 }
 
-// Mimetic attention init of one SigLIP layer (Trockman & Kolter 2023): for each head h the
-// product a_h b_h^T of two [width, head_dim] factors is the best rank-head_dim approximation
-// (truncated SVD, split as u sqrt(s) and v sqrt(s)) of alpha Z + beta I, Z normal(0, 1 / width).
-// q_proj's rows of head h are a_h^T and k_proj's b_h^T (so q_h . k_h ~ x^T (alpha Z + beta I) x');
-// for v/out the same with beta < 0, v_proj's rows a_h^T and out_proj's columns b_h.
-void mimetic_pair(Builder& b, const std::string& name_a, const std::string& name_b, bool b_is_columns, int64_t width,
-                  int64_t heads, double alpha, double beta) {
-  if (heads <= 0 || width % heads != 0)
-    throw Error("init: mimetic attention needs hidden_size divisible by num_attention_heads");
-  const int64_t dh = width / heads;
+// Mimetic attention init of one SigLIP layer (Trockman & Kolter 2023, their Algorithm 1): the
+// best rank-k approximation (truncated SVD, split as u sqrt(s) and v sqrt(s)) of
+// alpha Z + beta I, Z normal(0, 1 / width).
+//   q/k: per head h, rank head_dim: q_proj's rows of head h are (u sqrt(s))^T and k_proj's
+//        (v sqrt(s))^T, so q_h . k_h = x^T (alpha Z_h + beta I) x' (up to the truncation);
+//   v/out: the whole layer at once, full rank: v_proj = (u sqrt(s))^T, out_proj = v sqrt(s), so
+//        the value-output map x -> out_proj v_proj x is (alpha Z + beta I)^T, with beta < 0.
+// Returns the two [width, width] matrices in HF's [out, in] layout.
+std::pair<std::vector<float>, std::vector<float>> mimetic_factors(uint64_t seed, const std::string& stream,
+                                                                  int64_t width, int64_t blocks, double alpha,
+                                                                  double beta, bool second_by_columns) {
+  const int64_t k = width / blocks;  // rank per block
   std::vector<float> a(static_cast<size_t>(width * width)), bm(static_cast<size_t>(width * width));
-  for (int64_t h = 0; h < heads; ++h) {
-    Rng rng(b.seed, name_a + "/mimetic/" + std::to_string(h));
+  for (int64_t h = 0; h < blocks; ++h) {
+    Rng rng(seed, stream + "/" + std::to_string(h));
     std::vector<double> m(static_cast<size_t>(width * width));
     for (int64_t i = 0; i < width; ++i)
       for (int64_t j = 0; j < width; ++j)
         m[i * width + j] = alpha * rng.normal() / std::sqrt(double(width)) + (i == j ? beta : 0.0);
     const Svd d = svd_square(m, static_cast<int>(width));
-    for (int64_t r = 0; r < dh; ++r) {
+    for (int64_t r = 0; r < k; ++r) {
       const double root = std::sqrt(d.s[r]);
-      const int64_t row = h * dh + r;  // the head's r-th output feature
+      const int64_t row = h * k + r;  // the block's r-th output feature
       for (int64_t i = 0; i < width; ++i) {
         a[row * width + i] = static_cast<float>(d.u[i * width + r] * root);
         const float bv = static_cast<float>(d.vt[r * width + i] * root);
-        if (b_is_columns)
+        if (second_by_columns)
           bm[i * width + row] = bv;
         else
           bm[row * width + i] = bv;
       }
     }
   }
-  b.put(name_a, {width, width}, a);
-  b.put(name_b, {width, width}, bm);
+  return {std::move(a), std::move(bm)};
 }
 
 const nlohmann::json* sub_object(const nlohmann::json& j, const char* key) {
@@ -210,8 +212,14 @@ void write_all(const std::string& config_copy, const std::string& out_dir, const
     if (o.vision_attention == VisionAttentionInit::Mimetic) {
       // The paper's constants for ViTs: alpha1 = beta1 = 0.7 (q k^T), alpha2 = beta2 = 0.4 (v o).
       const std::string ap = lp + "self_attn.";
-      mimetic_pair(b, ap + "q_proj.weight", ap + "k_proj.weight", false, Hv, vc.num_heads, 0.7, 0.7);
-      mimetic_pair(b, ap + "v_proj.weight", ap + "out_proj.weight", true, Hv, vc.num_heads, 0.4, -0.4);
+      if (vc.num_heads <= 0 || Hv % vc.num_heads != 0)
+        throw Error("init: mimetic attention needs hidden_size divisible by num_attention_heads");
+      auto [q, k] = mimetic_factors(o.seed, ap + "q_proj.weight/mimetic", Hv, vc.num_heads, 0.7, 0.7, false);
+      b.put(ap + "q_proj.weight", {Hv, Hv}, q);
+      b.put(ap + "k_proj.weight", {Hv, Hv}, k);
+      auto [v, out] = mimetic_factors(o.seed, ap + "v_proj.weight/mimetic", Hv, 1, 0.4, -0.4, true);
+      b.put(ap + "v_proj.weight", {Hv, Hv}, v);
+      b.put(ap + "out_proj.weight", {Hv, Hv}, out);
     } else {
       for (const char* p : {"q_proj", "k_proj", "v_proj", "out_proj"})
         b.xavier_uniform(lp + "self_attn." + p + ".weight", Hv, Hv);

@@ -5,7 +5,7 @@ slow shape learning of our C++ runs is the architecture's and not our trainer's
 
 A transformers SiglipVisionModel of the world model's tower (or a small CNN, --arch cnn), a
 linear head on the mean of its output tokens, cross-entropy on the shape of single-object
-world scenes, Adam, batch 32, global-norm clipping at 1 (tower). Prints validation accuracy.
+world scenes, Adam, batch 32, global-norm clipping at 1 (all parameters). Single seed per run. Prints validation accuracy.
 
   build/paligemma world --out W --seed 77 --images 6000 --size 112 --tasks answer \
       --max-objects 1 --question-types shape --questions 1 --text-probability 0
@@ -58,18 +58,18 @@ else:
     vm = tower.vision_model if hasattr(tower, "vision_model") else tower
     d, dh = a.width, a.width // a.heads
     with torch.no_grad():
-        if "mimetic" in a.init:  # Trockman & Kolter 2023, as `paligemma init --vision-attention mimetic`
-            def halves(m):
+        if "mimetic" in a.init:  # Trockman & Kolter 2023, Algorithm 1, as `paligemma init --vision-attention mimetic`
+            def halves(m, rank):
                 u, s, vt = torch.linalg.svd(m)
-                return u[:, :dh] * s[:dh].sqrt(), vt[:dh].T * s[:dh].sqrt()
+                return u[:, :rank] * s[:rank].sqrt(), vt[:rank].T * s[:rank].sqrt()
             for layer in vm.encoder.layers:
                 at = layer.self_attn
-                for h in range(a.heads):
+                for h in range(a.heads):  # q/k per head, rank head_dim
                     s = slice(h * dh, (h + 1) * dh)
-                    p, q = halves(0.7 * torch.randn(d, d) / d ** 0.5 + 0.7 * torch.eye(d))
+                    p, q = halves(0.7 * torch.randn(d, d) / d ** 0.5 + 0.7 * torch.eye(d), dh)
                     at.q_proj.weight[s], at.k_proj.weight[s] = p.T, q.T
-                    p, q = halves(0.4 * torch.randn(d, d) / d ** 0.5 - 0.4 * torch.eye(d))
-                    at.v_proj.weight[s], at.out_proj.weight[:, s] = p.T, q
+                p, q = halves(0.4 * torch.randn(d, d) / d ** 0.5 - 0.4 * torch.eye(d), d)  # v/out: the layer, full rank
+                at.v_proj.weight[:], at.out_proj.weight[:] = p.T, q
         if "sincos2d" in a.init:  # big_vision's posemb_sincos_2d
             g = a.size // a.patch
             y, x = np.mgrid[:g, :g]
