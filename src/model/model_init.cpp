@@ -211,6 +211,7 @@ void write_all(const std::string& config_copy, const std::string& out_dir, const
     }
     if (o.vision_attention == VisionAttentionInit::Mimetic) {
       // The paper's constants for ViTs: alpha1 = beta1 = 0.7 (q k^T), alpha2 = beta2 = 0.4 (v o).
+      // heads + 1 full SVDs per layer: instant at toy widths, minutes at So400m's (1152 x 27).
       const std::string ap = lp + "self_attn.";
       if (vc.num_heads <= 0 || Hv % vc.num_heads != 0)
         throw Error("init: mimetic attention needs hidden_size divisible by num_attention_heads");
