@@ -1,6 +1,7 @@
 // `paligemma init`: a freshly initialised checkpoint from a config.json (include/paligemma/model_init.h).
 #include <iostream>
 #include <memory>
+#include <string>
 
 #include "cli/commands.h"
 #include "paligemma/error.h"
@@ -15,28 +16,24 @@ struct InitArgs {
   bool zero_projector = false, fit_vocabulary = false;
 };
 
+// The enum named by a two-way option's value, or an error naming both choices.
+template <class E>
+E either(const char* flag, const std::string& value, const char* first, E first_value, const char* second,
+         E second_value) {
+  if (value == first) return first_value;
+  if (value == second) return second_value;
+  throw Error(std::string("init: ") + flag + " must be " + first + " or " + second + ", got '" + value + "'");
+}
+
 int init(const InitArgs& a) {
   ModelInitOptions o;
   o.seed = a.seed;
-  if (a.dtype == "f32")
-    o.dtype = DType::F32;
-  else if (a.dtype == "bf16")
-    o.dtype = DType::BF16;
-  else
-    throw Error("init: --dtype must be f32 or bf16, got '" + a.dtype + "'");
+  o.dtype = either("--dtype", a.dtype, "f32", DType::F32, "bf16", DType::BF16);
   o.zero_projector = a.zero_projector;
-  if (a.vision_posemb == "normal")
-    o.vision_position = VisionPositionInit::Normal;
-  else if (a.vision_posemb == "sincos2d")
-    o.vision_position = VisionPositionInit::SinCos2D;
-  else
-    throw Error("init: --vision-posemb must be normal or sincos2d, got '" + a.vision_posemb + "'");
-  if (a.vision_attention == "xavier")
-    o.vision_attention = VisionAttentionInit::Xavier;
-  else if (a.vision_attention == "mimetic")
-    o.vision_attention = VisionAttentionInit::Mimetic;
-  else
-    throw Error("init: --vision-attention must be xavier or mimetic, got '" + a.vision_attention + "'");
+  o.vision_position = either("--vision-posemb", a.vision_posemb, "normal", VisionPositionInit::Normal, "sincos2d",
+                             VisionPositionInit::SinCos2D);
+  o.vision_attention = either("--vision-attention", a.vision_attention, "xavier", VisionAttentionInit::Xavier,
+                              "mimetic", VisionAttentionInit::Mimetic);
   o.fit_vocabulary = a.fit_vocabulary;
   o.quiet = false;
   init_model(a.config, a.tokenizer, a.out, o);
