@@ -259,7 +259,7 @@ TEST(VaeTrain, CliPrintsProgressAndAJsonSummary) {
   // Progress on stderr (captured), the JSON summary on stdout (into the file).
   const auto r = pg::test::run_command("{ " + pg::test::cli_path() + " vae-train --out " + out +
                                        " --channels 8 --code-dim 8 --codebook 16 --batch-size 4 --steps 4"
-                                       " --val-masks 8 --world-size 64 --log-every 2 --json > " +
+                                       " --val-masks 8 --world-size 64 --log-every 2 --threads 1 --json > " +
                                        json_path + "; }");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("step 2/4  loss"), std::string::npos) << r.output;
@@ -273,4 +273,9 @@ TEST(VaeTrain, CliPrintsProgressAndAJsonSummary) {
   EXPECT_GE(iou, 0.0);
   EXPECT_LE(iou, 1.0);
   EXPECT_EQ(pg::MaskCodec::load(out).codebook_size(), 16);
+
+  const auto bad_threads =
+      pg::test::run_command(pg::test::cli_path() + " vae-train --out " + dir.file("t.npz") + " --steps 1 --threads -1");
+  EXPECT_NE(bad_threads.exit_code, 0);
+  EXPECT_NE(bad_threads.output.find("threads must be >= 0"), std::string::npos) << bad_threads.output;
 }

@@ -395,6 +395,9 @@ TEST(WorldScene, HeldBackHexagonIsDrawnOnlyWhenNamed) {
   o.tasks = {WorldTask::Caption, WorldTask::Answer, WorldTask::Detect};
   WorldOptions explicit_default = o;
   explicit_default.shapes = parse_world_shapes("circle,square,triangle,rectangle,star,ring");
+  // How the CLI spells a list (its --shapes default): the inverse of the parser.
+  EXPECT_EQ(world_shape_list(o.shapes), "circle,square,triangle,rectangle,star,ring");
+  EXPECT_EQ(world_shape_list(parse_world_shapes("hexagon, circle")), "hexagon,circle");
   for (int i = 0; i < 40; ++i) {
     const WorldScene a = make_world_scene(o, i), b = make_world_scene(explicit_default, i);
     EXPECT_EQ(a.image.rgb, b.image.rgb);

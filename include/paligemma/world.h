@@ -174,6 +174,8 @@ std::vector<WorldTask> parse_world_tasks(const std::string& comma_list);
 const char* world_task_name(WorldTask task);
 // "hexagon,circle" -> object classes, the same way.
 std::vector<WorldShape> parse_world_shapes(const std::string& comma_list);
+// The inverse: {Circle, Ring} -> "circle,ring" (how --shapes spells a list, e.g. a default).
+std::string world_shape_list(const std::vector<WorldShape>& shapes);
 // "size,exists" -> question types, the same way (pg::Error naming an unknown type or an empty list).
 std::vector<WorldQuestion> parse_world_questions(const std::string& comma_list);
 

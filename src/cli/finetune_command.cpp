@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "paligemma/backend.h"
 #include "paligemma/error.h"
+#include "paligemma/profile.h"
 #include "train/trainer.h"
 
 namespace pg::cli {
@@ -61,6 +62,7 @@ int finetune(FinetuneArgs& a) {
   if (c.lora.dropout < 0 || c.lora.dropout >= 1) throw Error("--lora-dropout must be in [0, 1)");
   if (c.eval_max_new_tokens < 1) throw Error("--eval-max-new-tokens must be >= 1");
   const TrainSummary s = run_finetune(c);
+  if (profile::enabled()) std::fprintf(stderr, "%s", profile::report().c_str());  // PG_PROFILE=1
   std::printf(
       "{\"steps\": %lld, \"final_loss\": %.6f, \"final_val_loss\": %s, \"examples\": %d, \"skipped_lines\": %d, "
       "\"truncated\": %d, \"dropped\": %d, \"output\": \"%s/%s\"}\n",

@@ -13,15 +13,8 @@
 namespace pg::cli {
 namespace {
 
-// The default class list as the --shapes option spells it: the world's own default.
-std::string default_shapes() {
-  std::string list;
-  for (WorldShape s : VisionProbeOptions{}.shapes) list += (list.empty() ? "" : ",") + std::string(kShapeNames[int(s)]);
-  return list;
-}
-
 struct ProbeArgs {
-  std::string model, shapes = default_shapes();
+  std::string model, shapes = world_shape_list(VisionProbeOptions{}.shapes);
   VisionProbeOptions options;
   int threads = 0;
   bool json = false;

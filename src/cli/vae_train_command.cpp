@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "core/duration.h"
+#include "paligemma/backend.h"
 #include "paligemma/error.h"
 #include "paligemma/vae_train.h"
 
@@ -17,12 +18,14 @@ struct VaeTrainArgs {
   VaeTrainOptions options;
   bool constant_lr = false;
   bool json = false;
+  int threads = 0;
 };
 
 int vae_train(const VaeTrainArgs& a) {
   VaeTrainOptions o = a.options;
   o.cosine = !a.constant_lr;
   validate_vae_train_options(o);
+  set_threads(a.threads);
   std::cerr << "vae-train: C " << o.channels << ", D " << o.code_dim << ", K " << o.codebook << ", batch "
             << o.batch_size << ", " << o.steps << " steps, lr " << o.lr << (o.cosine ? " cosine" : " constant")
             << (o.resume ? ", resuming" : "") << "\n";
@@ -100,6 +103,7 @@ Runner add_vae_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--resume", o.resume, "Continue from OUT.state.npz up to --steps");
   cmd->add_flag("--json", args->json, "Print the summary as JSON on stdout");
+  cmd->add_option("--threads", args->threads, "Threads (0: all cores)")->capture_default_str();
   return [args] { return vae_train(*args); };
 }
 

@@ -22,7 +22,7 @@ struct WorldArgs {
   double text_probability = 0.3;
   int questions = 2;
   std::string question_types = "count,color,shape,position,text";
-  std::string shapes = "circle,square,triangle,rectangle,star,ring";
+  std::string shapes = world_shape_list(WorldOptions{}.shapes);
   std::string split = "train";
   std::string bins = "demo";
   std::string font = WorldOptions{}.font_path;

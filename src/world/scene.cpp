@@ -218,6 +218,12 @@ std::vector<WorldShape> parse_world_shapes(const std::string& comma_list) {
   return out;
 }
 
+std::string world_shape_list(const std::vector<WorldShape>& shapes) {
+  std::string list;
+  for (WorldShape s : shapes) list += (list.empty() ? "" : ",") + std::string(kShapeNames[int(s)]);
+  return list;
+}
+
 std::vector<WorldQuestion> parse_world_questions(const std::string& comma_list) {
   std::vector<WorldQuestion> out;
   for (int k : parse_name_list(comma_list, kQuestionNames, kWorldQuestionCount, "world question type"))

@@ -19,8 +19,10 @@
 # decoder starts from nothing, and there a random projector learns about 2.5x faster
 # (docs/WORLD_MODEL.md, "zero vs random projector"), so random is the default. VISION_INIT=mimetic
 # starts the tower with sincos2d position embeddings and mimetic attention (`paligemma init`),
-# SIGLIP_LR sets stage (a)'s rate: the defaults are version 1's; docs/WORLD_MODEL.md ("what the
-# tower knows") has the probe A/B behind them. The eval stage also writes OUT/probe_*.json: linear
+# SIGLIP_LR, SIGLIP_BATCH and SIGLIP_STEPS set stage (a); SIGLIP_SINGLE_IMAGES=N trains it on N
+# single-object scenes (seed 5000001), whose captions can only be told apart by shape when colour
+# and size agree; STAGE1_LR sets stage 1's rate. docs/WORLD_MODEL.md ("what the tower knows") has
+# the probe A/B behind them. The eval stage also writes OUT/probe_*.json: linear
 # probes (`paligemma probe`) of the tower after SigLIP, stage 1, stage 2 and mix.
 # Timings and results of the run that made models/paligemma-world: docs/WORLD_MODEL.md.
 set -euo pipefail
@@ -43,9 +45,13 @@ MIX_STEPS="${MIX_STEPS:-100}"
 PROJECTOR="${PROJECTOR:-random}"
 VISION_INIT="${VISION_INIT:-transformers}"  # mimetic: sincos2d position embeddings + mimetic attention (see below)
 SIGLIP_LR="${SIGLIP_LR:-1e-3}"
+SIGLIP_SINGLE_IMAGES="${SIGLIP_SINGLE_IMAGES:-0}"  # > 0: SigLIP on this many single-object caption scenes (seed 5000001)
+STAGE1_LR="${STAGE1_LR:-7e-4}"
 VOCAB="${VOCAB:-768}"
 BATCH="${BATCH:-32}"
+SIGLIP_BATCH="${SIGLIP_BATCH:-$BATCH}"  # pairs per SigLIP step: with more, more negatives share a colour, so shape must count
 
+case "$SIGLIP_SINGLE_IMAGES" in ''|*[!0-9]*) echo "recipe: SIGLIP_SINGLE_IMAGES must be a count >= 0, got '$SIGLIP_SINGLE_IMAGES'" >&2; exit 1;; esac
 case "$PROJECTOR" in zero|random) ;; *) echo "recipe: PROJECTOR must be zero or random, got '$PROJECTOR'" >&2; exit 1;; esac
 case "$VISION_INIT" in transformers|mimetic) ;; *) echo "recipe: VISION_INIT must be transformers or mimetic, got '$VISION_INIT'" >&2; exit 1;; esac
 [ -x "$PG" ] || { echo "recipe: $PG not built (cmake -S . -B build && cmake --build build)" >&2; exit 1; }
@@ -77,7 +83,13 @@ if stage world; then
   "$PG" world --out "$W" --seed 1 --images "$(images "$TRAIN_IMAGES")" --size "$STAGE2_SIZE" --tasks "$WORLD_TASKS"
   "$PG" world --out "$W" --seed 1000001 --images "$(images "$VAL_IMAGES")" --size "$STAGE2_SIZE" --tasks "$WORLD_TASKS" --split-name val
   "$PG" world --out "$W" --seed 3000001 --images "$(images "$MIX_IMAGES")" --size "$STAGE2_SIZE" --tasks "$WORLD_TASKS" --split-name mix
-  grep '"task":"caption"' "$W/train.jsonl" > "$W/captions.jsonl" || true
+  if [ "$SIGLIP_SINGLE_IMAGES" -gt 0 ]; then  # one object per scene: its caption names its shape
+    "$PG" world --out "$W" --seed 5000001 --images "$(images "$SIGLIP_SINGLE_IMAGES")" --size "$STAGE2_SIZE" \
+      --tasks caption --max-objects 1 --text-probability 0 --split-name siglip
+    cp "$W/siglip.jsonl" "$W/captions.jsonl"
+  else
+    grep '"task":"caption"' "$W/train.jsonl" > "$W/captions.jsonl" || true
+  fi
   grep '"task":"caption"' "$W/val.jsonl" > "$W/val_captions.jsonl" || true
   [ -s "$W/captions.jsonl" ] && [ -s "$W/val_captions.jsonl" ] || { echo "recipe: no caption records" >&2; exit 1; }
   finish world
@@ -99,14 +111,14 @@ fi
 # (a) The vision tower learns from (image, caption) pairs alone, with SigLIP's sigmoid loss.
 if stage siglip; then
   "$PG" pretrain-vision --model "$OUT/init" --data "$W/captions.jsonl" --val "$W/val_captions.jsonl" \
-    --out "$OUT/siglip" --steps "$(steps "$SIGLIP_STEPS")" --batch-size "$BATCH" --lr "$SIGLIP_LR" --warmup "$(steps 50)" \
+    --out "$OUT/siglip" --steps "$(steps "$SIGLIP_STEPS")" --batch-size "$SIGLIP_BATCH" --lr "$SIGLIP_LR" --warmup "$(steps 50)" \
     --save-every 50 --threads "$THREADS" $(resume_flag "$OUT/siglip")
   finish siglip
 fi
 
 # (b) The mask VQ-VAE on the world's instance masks, then the segment examples it encodes.
 if stage vae; then
-  "$PG" vae-train --out "$OUT/vae-oid.npz" --steps "$(steps "$VAE_STEPS")" --warmup "$(steps 100)" \
+  "$PG" vae-train --out "$OUT/vae-oid.npz" --steps "$(steps "$VAE_STEPS")" --warmup "$(steps 100)" --threads "$THREADS" \
     --eval-every "$(steps 500)" --world-size "$STAGE2_SIZE" \
     $([ -e "$OUT/vae-oid.npz.state.npz" ] && echo --resume || true)
   finish vae
@@ -132,7 +144,7 @@ common=(--batch-size "$BATCH" --clip-norm 1 --threads "$THREADS" --save-every 50
 # (c) Stage 1: the whole model on the mixture at low resolution with short sequences.
 if stage stage1; then
   "$PG" finetune --model "$OUT/siglip" --train "$W/stage.jsonl" --out "$OUT/stage1" "${common[@]}" \
-    --lr 7e-4 --warmup 0.05 --max-steps "$(steps "$STAGE1_STEPS")" --max-tokens "$STAGE1_MAX_TOKENS" \
+    --lr "$STAGE1_LR" --warmup 0.05 --max-steps "$(steps "$STAGE1_STEPS")" --max-tokens "$STAGE1_MAX_TOKENS" \
     --eval-every "$(steps 300)" --export-dtype f32 $(resume_flag "$OUT/stage1")
   finish stage1
 fi
