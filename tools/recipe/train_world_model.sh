@@ -23,7 +23,8 @@
 # single-object scenes (seed 5000001), whose captions can only be told apart by shape when colour
 # and size agree; STAGE1_LR sets stage 1's rate. docs/WORLD_MODEL.md ("what the tower knows") has
 # the probe A/B behind them. The eval stage also writes OUT/probe_*.json: linear
-# probes (`paligemma probe`) of the tower after SigLIP, stage 1, stage 2 and mix.
+# probes (`paligemma probe`) of the tower after SigLIP, stage 1, stage 2 and mix, and
+# OUT/vqa_by_type_{stage2,mix}.md: VQA accuracy by question type (tools/recipe/vqa_by_type.py).
 # Timings and results of the run that made models/paligemma-world: docs/WORLD_MODEL.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -171,6 +172,7 @@ if stage eval; then
   for m in stage2 mix; do
     "$PG" eval --model "$OUT/$m/model" --data "$W/test_all.jsonl" --vae "$OUT/vae-oid.npz" \
       --threads "$THREADS" --json "$OUT/eval_$m.json" --predictions "$OUT/predictions_$m.jsonl"
+    python3 "$ROOT/tools/recipe/vqa_by_type.py" "$OUT/predictions_$m.jsonl" > "$OUT/vqa_by_type_$m.md"
   done
   # What the vision tower can tell apart after each stage (linear probes on single-object scenes).
   for m in siglip stage1/model stage2/model mix/model; do
