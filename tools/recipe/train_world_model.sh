@@ -14,15 +14,17 @@
 # on a rerun (a stage that runs again clears the records of the stages after it); an
 # interrupted training stage continues from its last saved state (--resume).
 # Knobs (environment): SCALE (multiplies every step count, e.g. 0.01 for a smoke run),
-# THREADS (0 = all cores), BATCH, TRAIN_IMAGES, STAGE2_SIZE, PROJECTOR, STAGE1_MAX_TOKENS and the
+# THREADS (0 = all cores; default 1), BATCH, TRAIN_IMAGES, STAGE2_SIZE, PROJECTOR, STAGE1_MAX_TOKENS and the
 # *_STEPS below. PROJECTOR=zero is big_vision's stage-1 init, made for a pretrained decoder; our
 # decoder starts from nothing, and there a random projector learns about 2.5x faster
 # (docs/WORLD_MODEL.md, "zero vs random projector"), so random is the default. VISION_INIT=mimetic
 # starts the tower with sincos2d position embeddings and mimetic attention (`paligemma init`),
 # SIGLIP_LR, SIGLIP_BATCH and SIGLIP_STEPS set stage (a); SIGLIP_SINGLE_IMAGES=N trains it on N
 # single-object scenes (seed 5000001), whose captions can only be told apart by shape when colour
-# and size agree; STAGE1_LR sets stage 1's rate. docs/WORLD_MODEL.md ("what the tower knows") has
-# the probe A/B behind them. The eval stage also writes OUT/probe_*.json: linear
+# and size agree (0: the training split's captions); STAGE1_LR sets stage 1's rate. The defaults
+# are version 2's (version 1: VISION_INIT=transformers SIGLIP_LR=1e-3 SIGLIP_BATCH=32
+# SIGLIP_SINGLE_IMAGES=0 SIGLIP_STEPS=400 STAGE1_LR=7e-4 STAGE1_STEPS=1800 TRAIN_IMAGES=8000);
+# docs/WORLD_MODEL.md ("what the tower knows", "version 2") has the measurements behind them. The eval stage also writes OUT/probe_*.json: linear
 # probes (`paligemma probe`) of the tower after SigLIP, stage 1, stage 2 and mix, and
 # OUT/vqa_by_type_{stage2,mix}.md: VQA accuracy by question type (tools/recipe/vqa_by_type.py).
 # Timings and results of the run that made models/paligemma-world: docs/WORLD_MODEL.md.
@@ -31,26 +33,26 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PG="${PG:-$ROOT/build/paligemma}"
 OUT="${1:-$ROOT/runs/world-model}"
 SCALE="${SCALE:-1}"
-THREADS="${THREADS:-0}"
-TRAIN_IMAGES="${TRAIN_IMAGES:-8000}"    # world images for pretraining and stages 1-2
+THREADS="${THREADS:-1}"  # one thread per stage: at this model size faster than two (SigLIP ~120 vs ~85 pairs/s)
+TRAIN_IMAGES="${TRAIN_IMAGES:-12000}"    # world images for pretraining and stages 1-2
 MIX_IMAGES="${MIX_IMAGES:-2000}"        # fresh images (another seed) for the mix transfer
 VAL_IMAGES="${VAL_IMAGES:-100}"
 TEST_IMAGES="${TEST_IMAGES:-200}"
 STAGE2_SIZE="${STAGE2_SIZE:-224}"
-SIGLIP_STEPS="${SIGLIP_STEPS:-400}"
+SIGLIP_STEPS="${SIGLIP_STEPS:-600}"
 VAE_STEPS="${VAE_STEPS:-3000}"
-STAGE1_STEPS="${STAGE1_STEPS:-1800}"
+STAGE1_STEPS="${STAGE1_STEPS:-3600}"
 STAGE1_MAX_TOKENS="${STAGE1_MAX_TOKENS:-128}"  # 64 image tokens + prefix + suffix: 96 cut a fifth of the targets
 STAGE2_STEPS="${STAGE2_STEPS:-150}"
 MIX_STEPS="${MIX_STEPS:-100}"
 PROJECTOR="${PROJECTOR:-random}"
-VISION_INIT="${VISION_INIT:-transformers}"  # mimetic: sincos2d position embeddings + mimetic attention (see below)
-SIGLIP_LR="${SIGLIP_LR:-1e-3}"
-SIGLIP_SINGLE_IMAGES="${SIGLIP_SINGLE_IMAGES:-0}"  # > 0: SigLIP on this many single-object caption scenes (seed 5000001)
-STAGE1_LR="${STAGE1_LR:-7e-4}"
+VISION_INIT="${VISION_INIT:-mimetic}"  # mimetic: sincos2d position embeddings + mimetic attention (see below)
+SIGLIP_LR="${SIGLIP_LR:-3e-4}"
+SIGLIP_SINGLE_IMAGES="${SIGLIP_SINGLE_IMAGES:-20000}"  # > 0: SigLIP on this many single-object caption scenes (seed 5000001)
+STAGE1_LR="${STAGE1_LR:-3e-4}"
 VOCAB="${VOCAB:-768}"
 BATCH="${BATCH:-32}"
-SIGLIP_BATCH="${SIGLIP_BATCH:-$BATCH}"  # pairs per SigLIP step: with more, more negatives share a colour, so shape must count
+SIGLIP_BATCH="${SIGLIP_BATCH:-128}"  # pairs per SigLIP step: with more, more negatives share a colour, so shape must count
 
 case "$SIGLIP_SINGLE_IMAGES" in ''|*[!0-9]*) echo "recipe: SIGLIP_SINGLE_IMAGES must be a count >= 0, got '$SIGLIP_SINGLE_IMAGES'" >&2; exit 1;; esac
 case "$PROJECTOR" in zero|random) ;; *) echo "recipe: PROJECTOR must be zero or random, got '$PROJECTOR'" >&2; exit 1;; esac
