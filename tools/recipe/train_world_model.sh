@@ -11,16 +11,18 @@
 #
 # Usage: tools/recipe/train_world_model.sh [OUT_DIR]         (default runs/world-model)
 # Every stage prints its progress, records itself in OUT/done/ when finished and is skipped
-# on a rerun (a stage that runs again clears the records of the stages after it); an
-# interrupted training stage continues from its last saved state (--resume).
-# Knobs (environment): SCALE (multiplies every step count, e.g. 0.01 for a smoke run),
+# on a rerun, even when a knob changed (remove OUT/done/STAGE to redo it); a stage that runs
+# again clears the records of the stages after it; an interrupted training stage continues
+# from its last saved state (--resume).
+# Knobs (environment): SCALE (multiplies every step and image count, e.g. 0.01 for a smoke run;
+# SIGLIP_BATCH is capped at the caption pairs there are),
 # THREADS (0 = all cores; default 1), BATCH, TRAIN_IMAGES, STAGE2_SIZE, PROJECTOR, STAGE1_MAX_TOKENS and the
 # *_STEPS below. PROJECTOR=zero is big_vision's stage-1 init, made for a pretrained decoder; our
 # decoder starts from nothing, and there a random projector learns about 2.5x faster
 # (docs/WORLD_MODEL.md, "zero vs random projector"), so random is the default. VISION_INIT=mimetic
 # starts the tower with sincos2d position embeddings and mimetic attention (`paligemma init`),
-# SIGLIP_LR, SIGLIP_BATCH and SIGLIP_STEPS set stage (a); SIGLIP_SINGLE_IMAGES=N trains it on N
-# single-object scenes (seed 5000001), whose captions can only be told apart by shape when colour
+# SIGLIP_LR, SIGLIP_BATCH and SIGLIP_STEPS set stage (a); SIGLIP_SINGLE_IMAGES=N trains it on N (times
+# SCALE) single-object scenes (seed 5000001), whose captions can only be told apart by shape when colour
 # and size agree (0: the training split's captions); STAGE1_LR sets stage 1's rate. The defaults
 # are version 2's (version 1: VISION_INIT=transformers SIGLIP_LR=1e-3 SIGLIP_BATCH=32
 # SIGLIP_SINGLE_IMAGES=0 SIGLIP_STEPS=400 STAGE1_LR=7e-4 STAGE1_STEPS=1800 TRAIN_IMAGES=8000);
@@ -33,7 +35,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PG="${PG:-$ROOT/build/paligemma}"
 OUT="${1:-$ROOT/runs/world-model}"
 SCALE="${SCALE:-1}"
-THREADS="${THREADS:-1}"  # one thread per stage: at this model size faster than two (SigLIP ~120 vs ~85 pairs/s)
+THREADS="${THREADS:-1}"  # on the 2-core machine one thread beat two (SigLIP ~120 vs ~85 pairs/s alone); more cores: try 0
 TRAIN_IMAGES="${TRAIN_IMAGES:-12000}"    # world images for pretraining and stages 1-2
 MIX_IMAGES="${MIX_IMAGES:-2000}"        # fresh images (another seed) for the mix transfer
 VAL_IMAGES="${VAL_IMAGES:-100}"
@@ -113,8 +115,13 @@ fi
 
 # (a) The vision tower learns from (image, caption) pairs alone, with SigLIP's sigmoid loss.
 if stage siglip; then
+  siglip_batch="$SIGLIP_BATCH" pairs="$(wc -l < "$W/captions.jsonl")"
+  if [ "$pairs" -lt "$siglip_batch" ]; then  # a small SCALE: every pair in each step
+    echo "recipe: SIGLIP_BATCH $SIGLIP_BATCH is more than the $pairs caption pairs; using $pairs"
+    siglip_batch="$pairs"
+  fi
   "$PG" pretrain-vision --model "$OUT/init" --data "$W/captions.jsonl" --val "$W/val_captions.jsonl" \
-    --out "$OUT/siglip" --steps "$(steps "$SIGLIP_STEPS")" --batch-size "$SIGLIP_BATCH" --lr "$SIGLIP_LR" --warmup "$(steps 50)" \
+    --out "$OUT/siglip" --steps "$(steps "$SIGLIP_STEPS")" --batch-size "$siglip_batch" --lr "$SIGLIP_LR" --warmup "$(steps 50)" \
     --save-every 50 --threads "$THREADS" $(resume_flag "$OUT/siglip")
   finish siglip
 fi
