@@ -398,6 +398,8 @@ TEST(WorldScene, HeldBackHexagonIsDrawnOnlyWhenNamed) {
   // How the CLI spells a list (its --shapes default): the inverse of the parser.
   EXPECT_EQ(world_shape_list(o.shapes), "circle,square,triangle,rectangle,star,ring");
   EXPECT_EQ(world_shape_list(parse_world_shapes("hexagon, circle")), "hexagon,circle");
+  EXPECT_EQ(world_task_list(parse_world_tasks("ocr, caption")), "ocr,caption");
+  EXPECT_EQ(world_question_list(parse_world_questions("exists,count")), "exists,count");
   for (int i = 0; i < 40; ++i) {
     const WorldScene a = make_world_scene(o, i), b = make_world_scene(explicit_default, i);
     EXPECT_EQ(a.image.rgb, b.image.rgb);

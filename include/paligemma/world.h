@@ -174,10 +174,13 @@ std::vector<WorldTask> parse_world_tasks(const std::string& comma_list);
 const char* world_task_name(WorldTask task);
 // "hexagon,circle" -> object classes, the same way.
 std::vector<WorldShape> parse_world_shapes(const std::string& comma_list);
-// The inverse: {Circle, Ring} -> "circle,ring" (how --shapes spells a list, e.g. a default).
-std::string world_shape_list(const std::vector<WorldShape>& shapes);
 // "size,exists" -> question types, the same way (pg::Error naming an unknown type or an empty list).
 std::vector<WorldQuestion> parse_world_questions(const std::string& comma_list);
+// The inverses: {Circle, Ring} -> "circle,ring", the same for tasks and question types (how the
+// CLI spells a list, e.g. its defaults, which are WorldOptions{}'s).
+std::string world_task_list(const std::vector<WorldTask>& tasks);
+std::string world_shape_list(const std::vector<WorldShape>& shapes);
+std::string world_question_list(const std::vector<WorldQuestion>& questions);
 
 // pg::Error naming the bad option (images <= 0, size < 16 or > 4096, max_objects outside 1..16,
 // text_probability outside [0, 1], questions_per_image outside 1..16, no task, no shape or no

@@ -16,12 +16,12 @@ struct WorldArgs {
   uint64_t seed = 0;
   int images = 0;
   int size = 224;
-  std::string tasks = "caption,answer,detect,segment,ocr";
+  std::string tasks = world_task_list(WorldOptions{}.tasks);
   std::string vae;
   int max_objects = 4;
   double text_probability = 0.3;
   int questions = 2;
-  std::string question_types = "count,color,shape,position,text";
+  std::string question_types = world_question_list(WorldOptions{}.questions);
   std::string shapes = world_shape_list(WorldOptions{}.shapes);
   std::string split = "train";
   std::string bins = "demo";

@@ -193,6 +193,17 @@ std::vector<int> parse_name_list(const std::string& comma_list, const char* cons
   return out;
 }
 
+// parse_name_list's inverse: the names of the values, comma-separated.
+template <class E>
+std::string name_list(const std::vector<E>& values, const char* const* names) {
+  std::string list;
+  for (E v : values) {
+    if (!list.empty()) list += ',';
+    list += names[int(v)];
+  }
+  return list;
+}
+
 // Every entry of a hand-filled option list in range and named once ('what' names the kind).
 template <typename Enum>
 void check_enum_list(const std::vector<Enum>& list, int count, const char* const* names, const char* what) {
@@ -218,10 +229,10 @@ std::vector<WorldShape> parse_world_shapes(const std::string& comma_list) {
   return out;
 }
 
-std::string world_shape_list(const std::vector<WorldShape>& shapes) {
-  std::string list;
-  for (WorldShape s : shapes) list += (list.empty() ? "" : ",") + std::string(kShapeNames[int(s)]);
-  return list;
+std::string world_task_list(const std::vector<WorldTask>& tasks) { return name_list(tasks, kTaskNames); }
+std::string world_shape_list(const std::vector<WorldShape>& shapes) { return name_list(shapes, kShapeNames); }
+std::string world_question_list(const std::vector<WorldQuestion>& questions) {
+  return name_list(questions, kQuestionNames);
 }
 
 std::vector<WorldQuestion> parse_world_questions(const std::string& comma_list) {
