@@ -6,16 +6,19 @@
 #include <cmath>
 #include <type_traits>
 
-#include "kernels/ops.h"
 #include "core/random.h"
+#include "kernels/ops.h"
 #include "paligemma/error.h"
+#include "paligemma/profile.h"
 
 namespace pg::train {
 namespace {
 
-// C[M, N] (+)= alpha op(A) op(B) through OpenBLAS, in the element type.
+// C[M, N] (+)= alpha op(A) op(B) through OpenBLAS, in the element type. Profiled (PG_PROFILE=1) so
+// that a training step's report shows what the f32 products cost beside the bf16 kernels.
 void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
           float beta, float* C, int ldc) {
+  profile::Scope scope("train.sgemm", 2.0 * M * N * K, 4.0 * (double(M) * K + double(K) * N + double(M) * N));
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B,
               ldb, beta, C, ldc);
 }

@@ -6,7 +6,8 @@
 #   -> (a) SigLIP pretraining of the vision tower (sigmoid loss, learned t' and b)
 #   -> (b) the mask VQ-VAE (codebook 128, 16 tokens per mask) -> segment examples
 #   -> (c) stage 1: everything trains on the task mixture at config.json's 112 px, short text
-#   -> stage 2: position embeddings resampled to STAGE2_SIZE px, longer text
+#   -> stage 2: position embeddings resampled to STAGE2_SIZE px, longer text (STAGE2_MID_SIZE: first
+#      STAGE2_MID_STEPS at that size in between, resampled twice)
 #   -> (d) mix: a transfer on all tasks from fresh data   ->  eval on a held-out split
 #
 # Usage: tools/recipe/train_world_model.sh [OUT_DIR]         (default runs/world-model)
@@ -41,11 +42,13 @@ MIX_IMAGES="${MIX_IMAGES:-2000}"        # fresh images (another seed) for the mi
 VAL_IMAGES="${VAL_IMAGES:-100}"
 TEST_IMAGES="${TEST_IMAGES:-200}"
 STAGE2_SIZE="${STAGE2_SIZE:-224}"
-SIGLIP_STEPS="${SIGLIP_STEPS:-600}"
+SIGLIP_STEPS="${SIGLIP_STEPS:-1200}"
 VAE_STEPS="${VAE_STEPS:-3000}"
-STAGE1_STEPS="${STAGE1_STEPS:-3600}"
+STAGE1_STEPS="${STAGE1_STEPS:-3000}"
 STAGE1_MAX_TOKENS="${STAGE1_MAX_TOKENS:-128}"  # 64 image tokens + prefix + suffix: 96 cut a fifth of the targets
-STAGE2_STEPS="${STAGE2_STEPS:-150}"
+STAGE2_STEPS="${STAGE2_STEPS:-450}"
+STAGE2_MID_SIZE="${STAGE2_MID_SIZE:-}"      # e.g. 168: stage 2 resamples 112 -> 168 -> STAGE2_SIZE
+STAGE2_MID_STEPS="${STAGE2_MID_STEPS:-200}"
 MIX_STEPS="${MIX_STEPS:-100}"
 PROJECTOR="${PROJECTOR:-random}"
 VISION_INIT="${VISION_INIT:-mimetic}"  # mimetic: sincos2d position embeddings + mimetic attention (see below)
@@ -57,6 +60,7 @@ BATCH="${BATCH:-32}"
 SIGLIP_BATCH="${SIGLIP_BATCH:-128}"  # pairs per SigLIP step: with more, more negatives share a colour, so shape must count
 
 case "$SIGLIP_SINGLE_IMAGES" in ''|*[!0-9]*) echo "recipe: SIGLIP_SINGLE_IMAGES must be a count >= 0, got '$SIGLIP_SINGLE_IMAGES'" >&2; exit 1;; esac
+[ -z "$STAGE2_MID_SIZE" ] || case "$STAGE2_MID_SIZE" in *[!0-9]*) echo "recipe: STAGE2_MID_SIZE must be a size in pixels or empty, got '$STAGE2_MID_SIZE'" >&2; exit 1;; esac
 case "$PROJECTOR" in zero|random) ;; *) echo "recipe: PROJECTOR must be zero or random, got '$PROJECTOR'" >&2; exit 1;; esac
 case "$VISION_INIT" in transformers|mimetic) ;; *) echo "recipe: VISION_INIT must be transformers or mimetic, got '$VISION_INIT'" >&2; exit 1;; esac
 [ -x "$PG" ] || { echo "recipe: $PG not built (cmake -S . -B build && cmake --build build)" >&2; exit 1; }
@@ -64,7 +68,7 @@ mkdir -p "$OUT/done"
 steps() { awk -v s="$1" -v k="$SCALE" 'BEGIN { n = int(s * k + 0.5); print (n < 1 ? 1 : n) }'; }
 images() { awk -v s="$1" -v k="$SCALE" 'BEGIN { n = int(s * k + 0.5); print (n < 8 ? 8 : n) }'; }
 T0=$(date +%s)
-STAGES=(world tokenizer init siglip vae segment-data stage1 stage2 mix eval)
+STAGES=(world tokenizer init siglip vae segment-data stage1 stage2-mid stage2 mix eval)
 stage() {  # stage NAME: true when it still has to run (and announces it)
   if [ -e "$OUT/done/$1" ]; then
     echo "recipe: [$1] done already ($(cat "$OUT/done/$1"))"
@@ -159,9 +163,23 @@ if stage stage1; then
   finish stage1
 fi
 # Stage 2: the same model at the higher resolution (position embeddings resampled), longer text.
+# With STAGE2_MID_SIZE it first trains STAGE2_MID_STEPS at a size in between, so that each resampling
+# changes the patches' scale less (112 -> 224 at once halves what one patch of an object covers).
+if stage stage2-mid; then
+  if [ -n "$STAGE2_MID_SIZE" ]; then
+    rm -rf "$OUT/stage2-mid-init"
+    "$PG" resolution --model "$OUT/stage1/model" --image-size "$STAGE2_MID_SIZE" --out "$OUT/stage2-mid-init"
+    "$PG" finetune --model "$OUT/stage2-mid-init" --train "$W/stage.jsonl" --out "$OUT/stage2-mid" "${common[@]}" \
+      --lr 2e-4 --warmup 0.05 --max-steps "$(steps "$STAGE2_MID_STEPS")" --max-tokens 320 \
+      --eval-every "$(steps 50)" --export-dtype f32 $(resume_flag "$OUT/stage2-mid")
+  fi
+  finish stage2-mid
+fi
 if stage stage2; then
+  stage2_from="$OUT/stage1/model"
+  [ -n "$STAGE2_MID_SIZE" ] && stage2_from="$OUT/stage2-mid/model"
   rm -rf "$OUT/stage2-init"
-  "$PG" resolution --model "$OUT/stage1/model" --image-size "$STAGE2_SIZE" --out "$OUT/stage2-init"
+  "$PG" resolution --model "$stage2_from" --image-size "$STAGE2_SIZE" --out "$OUT/stage2-init"
   "$PG" finetune --model "$OUT/stage2-init" --train "$W/stage.jsonl" --out "$OUT/stage2" "${common[@]}" \
     --lr 2e-4 --warmup 0.05 --max-steps "$(steps "$STAGE2_STEPS")" --max-tokens 320 \
     --eval-every "$(steps 50)" --export-dtype bf16 $(resume_flag "$OUT/stage2")
