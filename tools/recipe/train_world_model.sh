@@ -165,24 +165,23 @@ fi
 # Stage 2: the same model at the higher resolution (position embeddings resampled), longer text.
 # With STAGE2_MID_SIZE it first trains STAGE2_MID_STEPS at a size in between, so that each resampling
 # changes the patches' scale less (112 -> 224 at once halves what one patch of an object covers).
+# at_resolution NAME FROM SIZE STEPS DTYPE: FROM's position embeddings resampled to SIZE px, then
+# STEPS steps of the mixture with longer text, into OUT/NAME.
+at_resolution() {
+  rm -rf "$OUT/$1-init"
+  "$PG" resolution --model "$2" --image-size "$3" --out "$OUT/$1-init"
+  "$PG" finetune --model "$OUT/$1-init" --train "$W/stage.jsonl" --out "$OUT/$1" "${common[@]}" \
+    --lr 2e-4 --warmup 0.05 --max-steps "$(steps "$4")" --max-tokens 320 \
+    --eval-every "$(steps 50)" --export-dtype "$5" $(resume_flag "$OUT/$1")
+}
 if stage stage2-mid; then
-  if [ -n "$STAGE2_MID_SIZE" ]; then
-    rm -rf "$OUT/stage2-mid-init"
-    "$PG" resolution --model "$OUT/stage1/model" --image-size "$STAGE2_MID_SIZE" --out "$OUT/stage2-mid-init"
-    "$PG" finetune --model "$OUT/stage2-mid-init" --train "$W/stage.jsonl" --out "$OUT/stage2-mid" "${common[@]}" \
-      --lr 2e-4 --warmup 0.05 --max-steps "$(steps "$STAGE2_MID_STEPS")" --max-tokens 320 \
-      --eval-every "$(steps 50)" --export-dtype f32 $(resume_flag "$OUT/stage2-mid")
-  fi
+  [ -z "$STAGE2_MID_SIZE" ] || at_resolution stage2-mid "$OUT/stage1/model" "$STAGE2_MID_SIZE" "$STAGE2_MID_STEPS" f32
   finish stage2-mid
 fi
 if stage stage2; then
   stage2_from="$OUT/stage1/model"
-  [ -n "$STAGE2_MID_SIZE" ] && stage2_from="$OUT/stage2-mid/model"
-  rm -rf "$OUT/stage2-init"
-  "$PG" resolution --model "$stage2_from" --image-size "$STAGE2_SIZE" --out "$OUT/stage2-init"
-  "$PG" finetune --model "$OUT/stage2-init" --train "$W/stage.jsonl" --out "$OUT/stage2" "${common[@]}" \
-    --lr 2e-4 --warmup 0.05 --max-steps "$(steps "$STAGE2_STEPS")" --max-tokens 320 \
-    --eval-every "$(steps 50)" --export-dtype bf16 $(resume_flag "$OUT/stage2")
+  [ -z "$STAGE2_MID_SIZE" ] || stage2_from="$OUT/stage2-mid/model"
+  at_resolution stage2 "$stage2_from" "$STAGE2_SIZE" "$STAGE2_STEPS" bf16
   cp "$OUT/vae-oid.npz" "$OUT/stage2/model/"
   finish stage2
 fi
