@@ -18,7 +18,8 @@
 # Knobs (environment): SCALE (multiplies every step and image count, e.g. 0.01 for a smoke run;
 # SIGLIP_BATCH is capped at the caption pairs there are),
 # THREADS (0 = all cores; default 1), BATCH, TRAIN_IMAGES, STAGE2_SIZE, PROJECTOR, STAGE1_MAX_TOKENS and the
-# *_STEPS below. PROJECTOR=zero is big_vision's stage-1 init, made for a pretrained decoder; our
+# *_STEPS below; GROUNDING_REPEAT=N puts each detect and segment example N times in the mixture of
+# stages 1 and 2 (the grounding tasks weighted up; default 1). PROJECTOR=zero is big_vision's stage-1 init, made for a pretrained decoder; our
 # decoder starts from nothing, and there a random projector learns about 2.5x faster
 # (docs/WORLD_MODEL.md, "zero vs random projector"), so random is the default. VISION_INIT=mimetic
 # starts the tower with sincos2d position embeddings and mimetic attention (`paligemma init`),
@@ -49,6 +50,7 @@ STAGE1_MAX_TOKENS="${STAGE1_MAX_TOKENS:-128}"  # 64 image tokens + prefix + suff
 STAGE2_STEPS="${STAGE2_STEPS:-150}"
 STAGE2_MID_SIZE="${STAGE2_MID_SIZE:-}"      # e.g. 168: stage 2 resamples 112 -> 168 -> STAGE2_SIZE
 STAGE2_MID_STEPS="${STAGE2_MID_STEPS:-200}"
+STAGE2_EVAL_EVERY="${STAGE2_EVAL_EVERY:-50}"  # steps between stage 2's validations (each about 50 s at 224 px)
 MIX_STEPS="${MIX_STEPS:-100}"
 PROJECTOR="${PROJECTOR:-random}"
 VISION_INIT="${VISION_INIT:-mimetic}"  # mimetic: sincos2d position embeddings + mimetic attention (see below)
@@ -58,9 +60,11 @@ STAGE1_LR="${STAGE1_LR:-3e-4}"
 VOCAB="${VOCAB:-768}"
 BATCH="${BATCH:-32}"
 SIGLIP_BATCH="${SIGLIP_BATCH:-128}"  # pairs per SigLIP step: with more, more negatives share a colour, so shape must count
+GROUNDING_REPEAT="${GROUNDING_REPEAT:-1}"  # stages 1-2 see each detect and segment example this many times an epoch
 
 case "$SIGLIP_SINGLE_IMAGES" in ''|*[!0-9]*) echo "recipe: SIGLIP_SINGLE_IMAGES must be a count >= 0, got '$SIGLIP_SINGLE_IMAGES'" >&2; exit 1;; esac
 [ -z "$STAGE2_MID_SIZE" ] || case "$STAGE2_MID_SIZE" in *[!0-9]*) echo "recipe: STAGE2_MID_SIZE must be a size in pixels or empty, got '$STAGE2_MID_SIZE'" >&2; exit 1;; esac
+case "$GROUNDING_REPEAT" in ''|*[!0-9]*|0) echo "recipe: GROUNDING_REPEAT must be a count >= 1, got '$GROUNDING_REPEAT'" >&2; exit 1;; esac
 case "$PROJECTOR" in zero|random) ;; *) echo "recipe: PROJECTOR must be zero or random, got '$PROJECTOR'" >&2; exit 1;; esac
 case "$VISION_INIT" in transformers|mimetic) ;; *) echo "recipe: VISION_INIT must be transformers or mimetic, got '$VISION_INIT'" >&2; exit 1;; esac
 [ -x "$PG" ] || { echo "recipe: $PG not built (cmake -S . -B build && cmake --build build)" >&2; exit 1; }
@@ -146,7 +150,12 @@ if stage segment-data; then
   done
   "$PG" world --out "$W" --seed 2000001 --images "$(images "$TEST_IMAGES")" --size "$STAGE2_SIZE" \
     --tasks "$WORLD_TASKS" --split-name test
-  cat "$W/train.jsonl" "$W/train_segment.jsonl" > "$W/stage.jsonl"
+  {  # GROUNDING_REPEAT > 1: the grounding tasks weighted up in the stage mixture (its epochs shuffle)
+    cat "$W/train.jsonl" "$W/train_segment.jsonl"
+    for ((r = 1; r < GROUNDING_REPEAT; r++)); do
+      grep -h -e '"task":"detect"' -e '"task":"segment"' "$W/train.jsonl" "$W/train_segment.jsonl"
+    done
+  } > "$W/stage.jsonl"
   cat "$W/val.jsonl" "$W/val_segment.jsonl" > "$W/stage_val.jsonl"
   cat "$W/mix.jsonl" "$W/mix_segment.jsonl" > "$W/mix_all.jsonl"
   cat "$W/test.jsonl" "$W/test_segment.jsonl" > "$W/test_all.jsonl"
@@ -172,7 +181,7 @@ at_resolution() {
   "$PG" resolution --model "$2" --image-size "$3" --out "$OUT/$1-init"
   "$PG" finetune --model "$OUT/$1-init" --train "$W/stage.jsonl" --out "$OUT/$1" "${common[@]}" \
     --lr 2e-4 --warmup 0.05 --max-steps "$(steps "$4")" --max-tokens 320 \
-    --eval-every "$(steps 50)" --export-dtype "$5" $(resume_flag "$OUT/$1")
+    --eval-every "$(steps "$STAGE2_EVAL_EVERY")" --export-dtype "$5" $(resume_flag "$OUT/$1")
 }
 if stage stage2-mid; then
   [ -z "$STAGE2_MID_SIZE" ] || at_resolution stage2-mid "$OUT/stage1/model" "$STAGE2_MID_SIZE" "$STAGE2_MID_STEPS" f32
