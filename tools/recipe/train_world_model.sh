@@ -18,9 +18,10 @@
 # Knobs (environment): SCALE (multiplies every step and image count, e.g. 0.01 for a smoke run;
 # SIGLIP_BATCH is capped at the caption pairs there are),
 # THREADS (0 = all cores; default 1), BATCH, TRAIN_IMAGES, STAGE2_SIZE, PROJECTOR, STAGE1_MAX_TOKENS and the
-# *_STEPS below; GROUNDING_REPEAT=N puts each detect and segment example N times in the mixture of
-# stages 1 and 2 (the grounding tasks weighted up; default 1). PROJECTOR=zero is big_vision's stage-1 init, made for a pretrained decoder; our
-# decoder starts from nothing, and there a random projector learns about 2.5x faster
+# *_STEPS below; STAGE2_EVAL_EVERY (steps between stage 2's validations); GROUNDING_REPEAT=N puts
+# each detect and segment example N times in the mixture of stages 1 and 2 (the grounding tasks
+# weighted up; default 1). PROJECTOR=zero is big_vision's stage-1 init, made for a pretrained
+# decoder; our decoder starts from nothing, and there a random projector learns about 2.5x faster
 # (docs/WORLD_MODEL.md, "zero vs random projector"), so random is the default. VISION_INIT=mimetic
 # starts the tower with sincos2d position embeddings and mimetic attention (`paligemma init`),
 # SIGLIP_LR, SIGLIP_BATCH and SIGLIP_STEPS set stage (a); SIGLIP_SINGLE_IMAGES=N trains it on N (times
